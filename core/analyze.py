@@ -1,0 +1,314 @@
+"""``analyze``: runs the analyzers of :mod:`visual_curation.core.analyzers` over the vectors in
+LanceDB (and the pixels, for quality) and writes the ``vc_`` fields, a run record with the
+cluster summaries, and ``vc_issues`` for one-click filtering."""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from . import config as cfg
+from . import fields as vcf
+from . import runs as vcr
+from . import store as vcs
+from .similarity import latest_embeddings
+
+logger = logging.getLogger(__name__)
+
+ANALYSES = ("clusters", "duplicates", "uniqueness", "mislabels", "outliers", "quality")
+LEVELS = 5
+# issue name -> (field, how the field becomes a confidence)
+ISSUES = {
+    "duplicate": "vc_duplicate",
+    "mislabel": "vc_mislabel",
+    "outlier": "vc_outlier",
+    "blur": "vc_blur",
+    "dark": "vc_dark",
+    "bright": "vc_bright",
+}
+DEFAULT_THRESHOLD = 0.5
+DESCRIPTIONS = {
+    **{f"vc_cluster_{k}": f"Visual Curation: cluster id at granularity {k} (1 loosest, 5 strictest)"
+       for k in range(1, LEVELS + 1)},
+    "vc_dup_group": "Visual Curation: id shared by exact and near copies",
+    "vc_duplicate": "Visual Curation: a copy to drop (every group member but the one to keep)",
+    "vc_uniqueness": "Visual Curation: 0 highly redundant … 1 highly unique",
+    "vc_mislabel": "Visual Curation: confidence that the label is wrong",
+    "vc_suggested_label": "Visual Curation: the label the neighbours suggest",
+    "vc_outlier": "Visual Curation: confidence that the sample does not look like its class",
+    "vc_blur": "Visual Curation: blur confidence (pixels)",
+    "vc_dark": "Visual Curation: too-dark confidence (pixels)",
+    "vc_bright": "Visual Curation: too-bright confidence (pixels)",
+    "vc_issues": "Visual Curation: issues whose confidence ≥ the run's threshold",
+}
+
+
+def analysis_run_key(patches_field=None):
+    return vcr.run_key("vc_analysis", vcs.kind_for(patches_field))
+
+
+def _labels(collection, label_field, patches_field, n_items):
+    if not label_field:
+        return None
+    dataset = collection._dataset
+    if patches_field:
+        if label_field != patches_field:
+            raise ValueError("In object view the labels are the detections' own labels: "
+                             f"pass label_field={patches_field!r} or leave it empty")
+        list_path = vcf._label_list_path(dataset, patches_field)
+        return [lab for sub in collection.values(f"{list_path}.label") for lab in (sub or [])]
+    f = dataset.get_field(label_field)
+    doc = getattr(f, "document_type", None)
+    import fiftyone.core.labels as fol
+
+    if doc is None or not issubclass(doc, fol.Classification):
+        kind = doc.__name__ if doc is not None else type(f).__name__
+        raise ValueError(f"label_field {label_field!r} holds {kind}; mislabels/outliers need a "
+                         "Classification field (or use patches_field for detections)")
+    return collection.values(f"{label_field}.label")
+
+
+def _inputs(collection, patches_field, label_field):
+    """Items (samples or detections) of the collection, with everything analyzers may use."""
+    dataset = collection._dataset
+    if patches_field:
+        list_path = vcf._label_list_path(dataset, patches_field)
+        paths, lids, boxes = collection.values(
+            ["filepath", f"{list_path}.id", f"{list_path}.bounding_box"])
+        ids, fps, bxs = [], [], []
+        for p, ls, bs in zip(paths, lids, boxes):
+            for lid, b in zip(ls or [], bs or []):
+                ids.append(lid); fps.append(p); bxs.append(list(b))
+        created = None
+    else:
+        ids, fps = collection.values(["id", "filepath"])
+        bxs = None
+        try:
+            created = [c.timestamp() if c is not None else None
+                       for c in collection.values("created_at")]
+        except Exception:  # noqa: BLE001 - older datasets have no created_at
+            created = None
+    labels = _labels(collection, label_field, patches_field, len(ids))
+    return ids, fps, bxs, labels, created
+
+
+def analyze(sample_collection, label_field=None, embeddings_field=None, patches_field=None,
+            analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
+            uri=None, overwrite=False, force=False, **params):
+    """Runs all analyses (or the named ones) and writes the ``vc_`` fields.
+
+    Args:
+        sample_collection: a dataset or view (image samples, or detections with patches_field)
+        label_field: a Classification field (detections' own labels in object view); needed by
+            "mislabels" and "outliers", which are skipped without it
+        embeddings_field: use the vectors stored in this field instead of CLIP embeddings
+        patches_field: analyse the objects of this Detections field (fields become attributes)
+        analyses: names among ``ANALYSES`` (default: all that apply)
+        model, pretrained: which embeddings to use (default: the most recent ones); computed
+            first when given and missing
+        thresholds: ``{issue: threshold}`` for ``vc_issues`` (default 0.5 each)
+        progress: None/True/False or a FiftyOne progress callback
+        overwrite: allow replacing a user's own field of the same name
+        force: recompute even if an identical run exists
+        **params: analyzer parameters (see each analyzer's ``defaults``)
+
+    Returns:
+        a dict summary (counts per issue, cluster counts per level, timings)
+    """
+    from .analyzers import REGISTRY
+    from .analyzers.base import AnalysisInput
+    from .embeddings import compute_embeddings, import_embeddings
+
+    t0 = time.time()
+    dataset = sample_collection._dataset
+    if len(sample_collection) == 0:
+        raise ValueError("The collection is empty: nothing to analyse")
+    names = list(analyses) if analyses else [a for a in ANALYSES if label_field or a not in
+                                              ("mislabels", "outliers")]
+    unknown = [a for a in names if a not in ANALYSES]
+    if unknown:
+        raise ValueError(f"Unknown analyses {unknown}; choose from {list(ANALYSES)}")
+    needs_labels = [a for a in names if REGISTRY[a].needs_labels]
+    if needs_labels and not label_field:
+        raise ValueError(f"{needs_labels} need a label_field (a Classification field)")
+    thresholds = {**{k: DEFAULT_THRESHOLD for k in ISSUES}, **(thresholds or {})}
+    bad = [k for k in thresholds if k not in ISSUES]
+    if bad:
+        raise ValueError(f"Unknown issue thresholds {bad}; issues are {list(ISSUES)}")
+
+    # embeddings
+    if embeddings_field:
+        import_embeddings(sample_collection, embeddings_field, uri=uri,
+                          patches_field=patches_field)
+        conf = latest_embeddings(dataset, patches_field, model=f"field-{embeddings_field}")
+    elif model is not None:
+        compute_embeddings(sample_collection, model=model, pretrained=pretrained,
+                           patches_field=patches_field, progress=progress, uri=uri)
+        conf = latest_embeddings(dataset, patches_field, model, pretrained)
+    else:
+        conf = latest_embeddings(dataset, patches_field)
+    store = vcs.VectorStore(conf["table"], uri=uri or conf.get("uri"))
+
+    ids, paths, boxes, labels, created = _inputs(sample_collection, patches_field, label_field)
+    v_ids, vecs, extra = store.vectors(ids, extra=["content_hash", "width", "height"])
+    pos = {i: j for j, i in enumerate(v_ids)}
+    have = np.array([i in pos for i in ids])
+    sel = np.flatnonzero(have)
+
+    fields_written = [f for a in names for f in REGISTRY[a].fields] + ["vc_issues"]
+    prefix = "" if not patches_field else vcf._label_list_path(dataset, patches_field) + "."
+    vcf.check_writable(dataset, fields_written, prefix=prefix, overwrite=overwrite)
+
+    run_params = {k: v for k, v in params.items()}
+    fingerprint = vcr.params_hash(dict(
+        analyses=sorted(names), label_field=label_field, patches_field=patches_field,
+        table=conf["table"], version=store.table.version, thresholds=thresholds,
+        params=run_params, ids=vcr.params_hash(list(ids)),
+        labels=vcr.params_hash(labels) if labels is not None else None))
+    key = analysis_run_key(patches_field)
+    prev = vcr.load_config(dataset, key)
+    if not force and prev and prev.get("fingerprint") == fingerprint and all(
+            dataset.has_field(prefix + f) if prefix else dataset.has_sample_field(f)
+            for f in fields_written):
+        logger.info("analyze: identical run already on the dataset; nothing to do")
+        res = vcr.load_results(dataset, key) or {}
+        return dict(res.get("summary", {}), skipped=True)
+
+    def sub(lst):
+        return None if lst is None else [lst[j] for j in sel]
+
+    inp = AnalysisInput(
+        ids=[ids[j] for j in sel],
+        vectors=vecs[[pos[ids[j]] for j in sel]] if len(sel) else np.zeros((0, 1), np.float32),
+        labels=sub(labels), filepaths=sub(paths), boxes=sub(boxes),
+        sizes=[(w, h) if w else None for w, h in zip(
+            *(np.asarray(extra["width"], dtype=object)[[pos[ids[j]] for j in sel]],
+              np.asarray(extra["height"], dtype=object)[[pos[ids[j]] for j in sel]]))],
+        content_hashes=[extra["content_hash"][pos[ids[j]]] for j in sel],
+        created=sub(created),
+    )
+    out, summaries, errors, timings = {}, {}, {}, {}
+    for name in names:
+        a = REGISTRY[name]
+        p = {k: v for k, v in params.items() if k in a.defaults}
+        t = time.time()
+        logger.info("analyze: %s on %d items", name, len(sel))
+        res = a.run(inp, **p)
+        timings[name] = round(time.time() - t, 3)
+        summaries[name] = res.summary
+        for j, msg in (res.errors or {}).items():
+            errors[inp.ids[j]] = msg
+        for f, vals in res.fields.items():
+            full = [None] * len(ids)
+            for j, v in zip(sel, vals):
+                full[j] = _plain(v)
+            out[f] = full
+
+    # vc_issues from every score present (this run's values, else the stored ones)
+    stored = {}
+    missing = [f for f in ISSUES.values() if f not in out and (
+        dataset.has_field(prefix + f) if prefix else dataset.has_sample_field(f))]
+    if missing:
+        if patches_field:
+            vals = sample_collection.values([prefix + f for f in missing])
+            stored = {f: [x for s in v for x in (s or [])] for f, v in zip(missing, vals)}
+        else:
+            vals = sample_collection.values(missing)
+            stored = dict(zip(missing, vals if len(missing) > 1 else [vals]))
+    issues = [[] for _ in ids]
+    counts = {}
+    for issue, f in ISSUES.items():
+        col = out.get(f, stored.get(f))
+        if col is None:
+            continue
+        thr = thresholds[issue]
+        n = 0
+        for j, v in enumerate(col):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            hit = bool(v) if f == "vc_duplicate" else float(v) >= thr
+            if hit:
+                issues[j].append(issue)
+                n += 1
+        counts[issue] = n
+    out["vc_issues"] = issues
+
+    _write(sample_collection, patches_field, ids, out, overwrite)
+    summary = dict(
+        items=len(ids), analysed=int(len(sel)), without_vectors=int(len(ids) - len(sel)),
+        issues=counts, pixel_errors=len(errors), seconds=round(time.time() - t0, 3),
+        timings=timings, embeddings=conf["table"], analyses=names)
+    if "clusters" in summaries:
+        summary["clusters"] = {str(k): len(v) for k, v in
+                               (summaries["clusters"].get("levels") or {}).items()}
+    vcr.save(dataset, key, vcr.METHOD_ANALYSIS,
+             dict(fingerprint=fingerprint, analyses=names, label_field=label_field,
+                  patches_field=patches_field, embeddings=conf["table"],
+                  model=conf.get("model_key"), thresholds=thresholds, params=run_params,
+                  fields=[prefix + f for f in out]),
+             results=dict(summary=summary, details=_jsonable(summaries)))
+    logger.info("analyze: %s", summary)
+    return summary
+
+
+def _plain(v):
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    return v
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _write(collection, patches_field, ids, out, overwrite):
+    if patches_field:
+        vcf.set_label_values(collection, patches_field,
+                             {f: dict(zip(ids, vals)) for f, vals in out.items()},
+                             descriptions=DESCRIPTIONS, overwrite=overwrite)
+    else:
+        vcf.set_sample_values(collection, out, descriptions=DESCRIPTIONS, overwrite=overwrite)
+
+
+def cluster_summaries(dataset, patches_field=None):
+    """The stored per-level cluster summaries of the last analysis (for the panel)."""
+    res = vcr.load_results(dataset, analysis_run_key(patches_field)) or {}
+    return ((res.get("details") or {}).get("clusters") or {}).get("levels") or {}
+
+
+def delete_run(dataset, uri=None):
+    """Removes exactly what Visual Curation wrote: its ``vc_`` fields (sample fields and
+    detection attributes it created), its run records and its LanceDB tables."""
+    dataset = dataset._dataset
+    removed_fields = vcf.our_fields(dataset)
+    sample_fields = [f for f in removed_fields if "." not in f]
+    label_fields = [f for f in removed_fields if "." in f]
+    for f in sorted(label_fields, key=len, reverse=True):
+        dataset.delete_sample_field(f)
+    if sample_fields:
+        dataset.delete_sample_fields(sample_fields)
+    keys = vcr.ours(dataset)
+    uris = {uri} if uri else set()
+    for k in keys:
+        conf = vcr.load_config(dataset, k) or {}
+        if conf.get("uri") and not uri:
+            uris.add(conf["uri"])
+        dataset.delete_run(k)
+    tables = []
+    for u in uris or {None}:
+        try:
+            tables += vcs.drop_dataset_tables(dataset, uri=u)
+        except Exception as e:  # noqa: BLE001 - an unreachable store must not block cleanup
+            logger.warning("Could not drop LanceDB tables at %s: %s", u, e)
+    return dict(fields=removed_fields, runs=keys, tables=tables)

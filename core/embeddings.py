@@ -1,0 +1,383 @@
+"""CLIP embeddings into LanceDB: incremental, object crops, bring-your-own vectors, robust.
+
+``compute_embeddings`` embeds only what is new or changed since the last call (file size+mtime,
+then the content hash when the file was merely touched), removes rows of samples deleted from the
+dataset, decodes images in a thread pool while the model runs, commits to LanceDB in chunks (an
+interrupted run resumes where it stopped) and reports broken files on the samples' ``vc_error``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import config as cfg
+from . import fields as vcf
+from . import images as vci
+from . import runs as vcr
+from .models import DEFAULT_MODEL, DEFAULT_PRETRAINED, load_model, model_key
+from .store import VectorStore, kind_for
+
+logger = logging.getLogger(__name__)
+
+ERROR_DESCRIPTION = "Visual Curation: why this sample (or object) could not be analysed"
+
+
+@dataclass
+class _Unit:
+    """One file to read: a whole image, or the boxes of one sample's detections."""
+    sample_id: str
+    filepath: str
+    fingerprint: str | None
+    items: list = field(default_factory=list)  # [(item id, box or None, previous content hash)]
+
+
+@dataclass
+class EmbeddingsRun:
+    """What one ``compute_embeddings`` call did (also stored as the run record's results)."""
+    model: str
+    table: str
+    uri: str
+    kind: str
+    total: int = 0
+    embedded: int = 0
+    unchanged: int = 0
+    touched: int = 0
+    removed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    error_examples: dict = field(default_factory=dict)
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+    def __str__(self):
+        return (f"{self.embedded} embedded, {self.unchanged} unchanged, {self.touched} touched "
+                f"(same content), {self.removed} removed, {self.errors} errors, {self.skipped} "
+                f"skipped, in {self.seconds:.1f}s → {self.table}")
+
+
+def embeddings_run_key(model_key_, kind):
+    return vcr.run_key("vc_embeddings", model_key_, kind)
+
+
+def _check_collection(collection):
+    if collection.media_type == "video":
+        raise ValueError("This is a video dataset: extract its core frames first with "
+                         "visual_curation.extract_core_frames(...) and embed those.")
+    if collection.media_type not in ("image", "group", None) and collection.media_type:
+        raise ValueError(f"Unsupported media type {collection.media_type!r}: images only")
+
+
+def _units(collection, patches_field, existing):
+    """Builds the work units and the full list of item ids in the target collection."""
+    if patches_field:
+        list_path = vcf._label_list_path(collection._dataset, patches_field)
+        sids, paths, ids, boxes = collection.values(
+            ["id", "filepath", f"{list_path}.id", f"{list_path}.bounding_box"])
+    else:
+        sids, paths = collection.values(["id", "filepath"])
+        ids, boxes = None, None
+    units, all_ids = [], []
+    for j, (sid, path) in enumerate(zip(sids, paths)):
+        fp = vci.file_fingerprint(path)
+        u = _Unit(sid, path, fp)
+        if patches_field:
+            for lid, box in zip(ids[j] or [], boxes[j] or []):
+                all_ids.append(lid)
+                box_fp = None if fp is None else f"{fp}:{','.join(f'{v:.5f}' for v in box)}"
+                prev = existing.get(lid)
+                if prev is None or prev[0] != box_fp or box_fp is None:
+                    u.items.append((lid, list(box), prev[1] if prev else None, box_fp))
+        else:
+            all_ids.append(sid)
+            prev = existing.get(sid)
+            if prev is None or prev[0] != fp or fp is None:
+                u.items.append((sid, None, prev[1] if prev else None, fp))
+        if u.items:
+            units.append(u)
+    return units, all_ids
+
+
+def _prepare(unit, preprocess, padding, min_box_size):
+    """Reads one file once; returns a list of per-item outcomes (runs in a worker thread)."""
+    out = []
+    try:
+        data = vci.read_bytes(unit.filepath)
+        chash = vci.content_hash(data)
+        im = None
+        for item_id, box, prev_hash, fp in unit.items:
+            if prev_hash is not None and prev_hash == chash and box is None:
+                out.append(("same", item_id, fp, chash))
+                continue
+            if im is None:
+                im = vci.decode(data)
+                orig = im.info.get("vc_size", im.size)
+            try:
+                if box is not None:
+                    bw, bh = box[2] * orig[0], box[3] * orig[1]
+                    if min(bw, bh) < min_box_size:
+                        out.append(("skip", item_id, f"box too small to embed "
+                                    f"({bw:.0f}x{bh:.0f} px < {min_box_size} px)"))
+                        continue
+                    crop = vci.crop_relative(im, box, padding)
+                else:
+                    crop = im
+                out.append(("ok", item_id, preprocess(crop), fp, chash, orig, box))
+            except vci.ImageError as e:
+                out.append(("skip", item_id, str(e)))
+    except vci.ImageError as e:
+        out = [("error", it[0], str(e)) for it in unit.items]
+    except Exception as e:  # noqa: BLE001 - one bad file never stops the run
+        out = [("error", it[0], f"unexpected {type(e).__name__}: {e}") for it in unit.items]
+    return unit, out
+
+
+def compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED,
+                       patches_field=None, embeddings_field=None, batch_size=32,
+                       num_workers=None, device="auto", progress=None, uri=None,
+                       padding=0.1, min_box_size=8, write_every=1024, overwrite=False):
+    """Embeds the images (or object crops) of ``sample_collection`` into LanceDB.
+
+    Args:
+        sample_collection: a FiftyOne dataset or view of images
+        model: an open_clip architecture (``"ViT-B-32"``…) or ``"demo"`` (offline model)
+        pretrained: open_clip pretrained tag, or a local checkpoint path
+        patches_field: a ``Detections`` field: embed each box crop, keyed by label id
+        embeddings_field: import the vectors already stored in this sample field instead
+        batch_size: images per forward pass
+        num_workers: decoding threads (default: number of CPU cores)
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``…
+        progress: None/True/False or a FiftyOne progress callback (``fo.report_progress``)
+        uri: LanceDB URI (default: see :mod:`visual_curation.core.config`)
+        padding: extra context around each box, as a share of the box size
+        min_box_size: boxes smaller than this many pixels (either side) are skipped with a reason
+        write_every: rows per LanceDB commit (each commit survives a crash)
+        overwrite: allow replacing a user's own ``vc_error`` field
+
+    Returns:
+        an :class:`EmbeddingsRun` with the counts (also saved as a run on the dataset)
+    """
+    import fiftyone.core.utils as fou
+
+    t0 = time.time()
+    _check_collection(sample_collection)
+    dataset = sample_collection._dataset
+    kind = kind_for(patches_field)
+    if embeddings_field:
+        return import_embeddings(sample_collection, embeddings_field, uri=uri,
+                                 patches_field=patches_field)
+    vcf.check_writable(dataset, [cfg.ERROR_FIELD], overwrite=overwrite)
+
+    key = model_key(model, pretrained)
+    lm = load_model(model, pretrained, device=device)
+    store = VectorStore.for_dataset(dataset, key, kind, uri=uri)
+    dim = lm.dim
+    store.create(dim)
+    existing = store.fingerprints()
+    units, target_ids = _units(sample_collection, patches_field, existing)
+    summary = EmbeddingsRun(model=key, table=store.name, uri=store.uri, kind=kind,
+                            total=len(target_ids))
+
+    # rows of samples/objects that no longer exist anywhere in the dataset
+    if patches_field:
+        list_path = vcf._label_list_path(dataset, patches_field)
+        alive = {i for sub in dataset.values(f"{list_path}.id") for i in (sub or [])}
+    else:
+        alive = set(dataset.values("id"))
+    stale = [i for i in existing if i not in alive]
+    if stale:
+        store.delete(stale)
+        summary.removed = len(stale)
+
+    n_todo = sum(len(u.items) for u in units)
+    summary.unchanged = len(target_ids) - n_todo
+    errors, skipped, ok_samples = {}, {}, set()
+    buf = {k: [] for k in ("id", "sample_id", "filepath", "fingerprint", "content_hash",
+                           "width", "height", "box", "vector")}
+    same_ids, same_fps = [], []
+    pending_t, pending_meta = [], []
+
+    def run_batch():
+        import torch
+
+        if not pending_t:
+            return
+        vecs = lm.embed_tensors(torch.stack(pending_t))
+        for (item_id, sid, path, fp, chash, size, box), v in zip(pending_meta, vecs):
+            buf["id"].append(item_id); buf["sample_id"].append(sid); buf["filepath"].append(path)
+            buf["fingerprint"].append(fp); buf["content_hash"].append(chash)
+            buf["width"].append(int(size[0])); buf["height"].append(int(size[1]))
+            buf["box"].append(box); buf["vector"].append(v)
+        summary.embedded += len(pending_t)
+        pending_t.clear(); pending_meta.clear()
+
+    def flush():
+        if buf["id"]:
+            store.upsert({k: (np.stack(v) if k == "vector" else v) for k, v in buf.items()})
+            for v in buf.values():
+                v.clear()
+        if same_ids:
+            store.set_fingerprints(same_ids, same_fps)
+            summary.touched += len(same_ids)
+            same_ids.clear(); same_fps.clear()
+
+    workers = num_workers or max(1, os.cpu_count() or 1)
+    window = max(2 * batch_size, 4 * workers)
+    done = 0
+    with fou.ProgressBar(total=n_todo, progress=progress) as pb, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vc-decode") as pool:
+        queue = deque()
+        it = iter(units)
+        for u in it:
+            queue.append(pool.submit(_prepare, u, lm.preprocess, padding, min_box_size))
+            if len(queue) >= window:
+                break
+        while queue:
+            unit, outcomes = queue.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                queue.append(pool.submit(_prepare, nxt, lm.preprocess, padding, min_box_size))
+            for o in outcomes:
+                status, item_id = o[0], o[1]
+                if status == "ok":
+                    _, _, tensor, fp, chash, size, box = o
+                    pending_t.append(tensor)
+                    pending_meta.append((item_id, unit.sample_id, unit.filepath, fp, chash,
+                                         size, box))
+                    ok_samples.add(unit.sample_id)
+                    if len(pending_t) >= batch_size:
+                        run_batch()
+                elif status == "same":
+                    same_ids.append(item_id); same_fps.append(o[2])
+                    ok_samples.add(unit.sample_id)
+                elif status == "skip":
+                    skipped[item_id] = o[2]
+                else:
+                    errors[unit.sample_id] = o[2]
+            done += len(outcomes)
+            pb.set_iteration(done)
+            if len(buf["id"]) >= write_every or len(same_ids) >= write_every:
+                flush()
+        run_batch()
+        flush()
+
+    summary.errors = len(errors)
+    summary.skipped = len(skipped)
+    summary.error_examples = dict(list(errors.items())[:20])
+    # failed samples lose their stale vectors so analyses never use outdated content
+    failed_ids = [i for i in errors if i in existing] if not patches_field else []
+    if failed_ids:
+        store.delete(failed_ids)
+    _write_errors(sample_collection, dataset, errors, ok_samples, skipped, patches_field, overwrite)
+    store.compact()
+    store.ensure_index()
+    summary.seconds = round(time.time() - t0, 3)
+    vcr.save(dataset, embeddings_run_key(key, kind), vcr.METHOD_EMBEDDINGS,
+             dict(model=model, pretrained=str(pretrained) if pretrained else None,
+                  model_key=key, patches_field=patches_field, table=store.name, kind=kind,
+                  uri=store.uri, dim=int(dim)),
+             results=summary.as_dict())
+    if errors:
+        logger.warning("%d of %d files could not be embedded; see the samples' %s field",
+                       len(errors), len(target_ids), cfg.ERROR_FIELD)
+    logger.info("compute_embeddings: %s", summary)
+    return summary
+
+
+def _write_errors(collection, dataset, errors, ok_samples, skipped, patches_field, overwrite):
+    has_field = dataset.has_sample_field(cfg.ERROR_FIELD)
+    if errors or has_field:
+        mapping = {sid: None for sid in ok_samples if sid not in errors}
+        mapping.update(errors)
+        if not has_field and not errors:
+            return
+        vcf.set_sample_values_by_id(dataset, cfg.ERROR_FIELD, mapping,
+                                    description=ERROR_DESCRIPTION, overwrite=overwrite)
+    if patches_field and skipped:
+        vcf.set_label_values(collection, patches_field, {cfg.ERROR_FIELD: skipped},
+                             descriptions={cfg.ERROR_FIELD: ERROR_DESCRIPTION},
+                             overwrite=overwrite)
+
+
+def import_embeddings(sample_collection, embeddings_field, uri=None, patches_field=None):
+    """Bring-your-own vectors: copies ``embeddings_field`` (on samples, or on each detection of
+    ``patches_field``) into a LanceDB table keyed ``field-<name>``, L2-normalised."""
+    t0 = time.time()
+    dataset = sample_collection._dataset
+    kind = kind_for(patches_field)
+    key = f"field-{embeddings_field}"
+    if patches_field:
+        list_path = vcf._label_list_path(dataset, patches_field)
+        sids, paths, lids, vals = sample_collection.values(
+            ["id", "filepath", f"{list_path}.id", f"{list_path}.{embeddings_field}"])
+        rows = [(lid, sid, p, v) for sid, p, ls, vs in zip(sids, paths, lids, vals)
+                for lid, v in zip(ls or [], vs or [])]
+    else:
+        if not dataset.has_sample_field(embeddings_field):
+            raise ValueError(f"No field {embeddings_field!r} on the dataset")
+        sids, paths, vals = sample_collection.values(["id", "filepath", embeddings_field])
+        rows = list(zip(sids, sids, paths, vals))
+    present = [r for r in rows if r[3] is not None]
+    if not present:
+        raise ValueError(f"Field {embeddings_field!r} holds no vectors in this collection")
+    vecs = np.asarray([np.asarray(r[3], dtype=np.float32).ravel() for r in present])
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs = vecs / np.maximum(norms, 1e-12)
+    store = VectorStore.for_dataset(dataset, key, kind, uri=uri)
+    store.create(vecs.shape[1])
+    existing = store.fingerprints()
+    if patches_field:
+        alive = {i for sub in dataset.values(f"{list_path}.id") for i in (sub or [])}
+    else:
+        alive = set(dataset.values("id"))
+    stale = [i for i in existing if i not in alive]
+    if stale:
+        store.delete(stale)
+    for s in range(0, len(present), 50_000):
+        chunk = present[s:s + 50_000]
+        store.upsert({"id": [r[0] for r in chunk], "sample_id": [r[1] for r in chunk],
+                      "filepath": [r[2] for r in chunk],
+                      "fingerprint": [vci.file_fingerprint(r[2]) for r in chunk],
+                      "vector": vecs[s:s + 50_000]})
+    store.compact()
+    store.ensure_index()
+    summary = EmbeddingsRun(model=key, table=store.name, uri=store.uri, kind=kind,
+                            total=len(rows), embedded=len(present), removed=len(stale),
+                            skipped=len(rows) - len(present), seconds=round(time.time() - t0, 3))
+    vcr.save(dataset, embeddings_run_key(key, kind), vcr.METHOD_EMBEDDINGS,
+             dict(model=key, pretrained=None, model_key=key, embeddings_field=embeddings_field,
+                  patches_field=patches_field, table=store.name, kind=kind, uri=store.uri,
+                  dim=int(vecs.shape[1])), results=summary.as_dict())
+    return summary
+
+
+# -- text / image queries -------------------------------------------------------------------
+
+def embed_text(texts, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto"):
+    """Embeds a string or a list of strings → (N, D) L2-normalised float32."""
+    if isinstance(texts, str):
+        texts = [texts]
+    return load_model(model, pretrained, device).embed_text(list(texts))
+
+
+def embed_image(image, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto",
+                box=None):
+    """Embeds an image path or a ``PIL.Image`` (optionally a relative box of it) → (D,) float32."""
+    import torch
+    from PIL import Image
+
+    lm = load_model(model, pretrained, device)
+    if isinstance(image, Image.Image):
+        im = vci._to_rgb(image)
+    else:
+        im, _ = vci.load_image(str(image))
+    if box is not None:
+        im = vci.crop_relative(im, box)
+    return lm.embed_tensors(torch.stack([lm.preprocess(im)]))[0]

@@ -1,0 +1,114 @@
+"""Writing ``vc_`` fields onto samples (or detections) in bulk, without ever touching a user's own.
+
+Fields that Visual Curation creates carry ``info={"visual_curation": True}``. A field with one of
+our names that lacks that mark belongs to the user: it is never overwritten unless the caller
+passes ``overwrite=True``.
+"""
+from __future__ import annotations
+
+from . import config as cfg
+
+MARK = "visual_curation"
+
+
+class FieldConflictError(ValueError):
+    """A user's own field has the name a Visual Curation field needs."""
+
+
+def _field_obj(dataset, path):
+    try:
+        return dataset.get_field(path)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def is_ours(field):
+    return bool(field is not None and isinstance(getattr(field, "info", None), dict)
+                and field.info.get(MARK))
+
+
+def check_writable(dataset, names, prefix="", overwrite=False):
+    """Raises :class:`FieldConflictError` if any of ``names`` exists and is not ours."""
+    for name in names:
+        if not name.startswith(cfg.FIELD_PREFIX):
+            raise ValueError(f"Refusing to write {name!r}: Visual Curation writes only "
+                             f"'{cfg.FIELD_PREFIX}' fields")
+        path = prefix + name
+        f = _field_obj(dataset, path)
+        if f is not None and not is_ours(f) and not overwrite:
+            raise FieldConflictError(
+                f"The dataset already has a field {path!r} that Visual Curation did not create. "
+                "Rename it, or pass overwrite=True to let Visual Curation replace it.")
+
+
+def mark(dataset, path, description=None):
+    f = _field_obj(dataset, path)
+    if f is None:
+        return
+    info = dict(f.info or {})
+    if info.get(MARK) and (description is None or f.description == description):
+        return
+    info[MARK] = True
+    f.info = info
+    if description is not None:
+        f.description = description
+    f.save()
+
+
+def set_sample_values(collection, values, descriptions=None, overwrite=False):
+    """Bulk-writes ``{field: [value per sample in collection order]}`` on ``collection``.
+
+    ``values`` lists must be aligned with ``collection.values("id")``. One ``set_values`` call per
+    field (bulk writes, never one sample at a time).
+    """
+    dataset = collection._dataset
+    check_writable(dataset, values.keys(), overwrite=overwrite)
+    for name, vals in values.items():
+        collection.set_values(name, list(vals))
+        mark(dataset, name, (descriptions or {}).get(name))
+
+
+def set_sample_values_by_id(dataset, field, mapping, description=None, overwrite=False):
+    """Bulk-writes ``{sample_id: value}`` to ``field`` (other samples untouched)."""
+    check_writable(dataset, [field], overwrite=overwrite)
+    if not mapping:
+        return
+    dataset.set_values(field, mapping, key_field="id")
+    mark(dataset, field, description)
+
+
+def set_label_values(collection, patches_field, values, descriptions=None, overwrite=False):
+    """Bulk-writes detection attributes ``{attr: {label_id: value}}`` inside ``patches_field``."""
+    dataset = collection._dataset
+    list_field = _label_list_path(dataset, patches_field)
+    check_writable(dataset, values.keys(), prefix=list_field + ".", overwrite=overwrite)
+    ids = collection.values(f"{list_field}.id")
+    for name, mapping in values.items():
+        nested = [[mapping.get(i) for i in (sub or [])] if sub is not None else None for sub in ids]
+        collection.set_values(f"{list_field}.{name}", nested)
+        mark(dataset, f"{list_field}.{name}", (descriptions or {}).get(name))
+
+
+def _label_list_path(dataset, patches_field):
+    import fiftyone.core.labels as fol
+
+    f = _field_obj(dataset, patches_field)
+    doc_type = getattr(f, "document_type", None)
+    if doc_type is None:
+        raise ValueError(f"{patches_field!r} is not a label field of this dataset")
+    if issubclass(doc_type, fol.Detections):
+        return f"{patches_field}.detections"
+    if issubclass(doc_type, fol.Polylines):
+        return f"{patches_field}.polylines"
+    raise ValueError(f"{patches_field!r} holds {doc_type.__name__}; object view needs "
+                     "Detections (boxes)")
+
+
+def our_fields(dataset):
+    """Every field path (sample level and label attributes) that Visual Curation created."""
+    out = []
+    schema = dataset.get_field_schema(flat=True)
+    for path in schema:
+        if path.rsplit(".", 1)[-1].startswith(cfg.FIELD_PREFIX) and is_ours(_field_obj(dataset, path)):
+            out.append(path)
+    return out

@@ -1,0 +1,143 @@
+"""Visual and text similarity search over the LanceDB tables."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import config as cfg
+from . import fields as vcf
+from . import runs as vcr
+from .embeddings import embed_image, embed_text, embeddings_run_key
+from .models import DEMO_MODEL, model_key
+from .store import VectorStore, kind_for
+
+
+def latest_embeddings(dataset, patches_field=None, model=None, pretrained=None,
+                      need_text=False):
+    """The embeddings run config to use: the given model's, else the most recent one of this
+    view kind (``need_text``: one made by a CLIP model, not imported vectors)."""
+    kind = kind_for(patches_field)
+    if model is not None:
+        key = embeddings_run_key(model_key(model, pretrained), kind)
+        conf = vcr.load_config(dataset, key)
+        if conf is None:
+            raise ValueError(f"No embeddings for model {model!r} on this dataset yet: run "
+                             "compute_embeddings (or the 'Compute embeddings' operator) first")
+        return conf
+    best = None
+    for key in vcr.ours(dataset, vcr.METHOD_EMBEDDINGS):
+        conf = vcr.load_config(dataset, key)
+        if conf.get("kind") != kind or (need_text and conf.get("embeddings_field")):
+            continue
+        ts = dataset.get_run_info(key).timestamp
+        if best is None or ts > best[0]:
+            best = (ts, conf)
+    if best is None:
+        what = "CLIP embeddings" if need_text else "embeddings"
+        target = f" of the objects in {patches_field!r}" if patches_field else ""
+        raise ValueError(f"No {what}{target} on this dataset yet: run compute_embeddings "
+                         "(or the 'Compute embeddings' operator) first")
+    return best[1]
+
+
+def _query_vector(dataset, conf, text, image, sample_id, box, patches_field):
+    model = conf.get("model")
+    pretrained = conf.get("pretrained")
+    if text is not None:
+        if conf.get("embeddings_field"):
+            raise ValueError("Text search needs CLIP embeddings, not imported vectors")
+        text = str(text)
+        if not text.strip():
+            raise ValueError("Empty text query")
+        return embed_text([text[:2000]], model=model, pretrained=pretrained)[0]
+    if image is not None:
+        if conf.get("embeddings_field"):
+            raise ValueError("Image queries need CLIP embeddings, not imported vectors")
+        return embed_image(image, model=model, pretrained=pretrained, box=box)
+    if sample_id is not None:
+        ids = [sample_id] if isinstance(sample_id, str) else list(sample_id)
+        ids = [cfg.check_id(i) for i in ids]
+        if box is not None and not patches_field:
+            path = dataset[ids[0]].filepath
+            return embed_image(path, model=model, pretrained=pretrained, box=box)
+        store = VectorStore(conf["table"], uri=conf.get("uri"))
+        _, vecs, _ = store.vectors(ids)
+        if not len(vecs):
+            raise ValueError("The query sample has no embedding (see its vc_error, or run "
+                             "compute_embeddings)")
+        q = vecs.mean(axis=0)
+        return q / max(float(np.linalg.norm(q)), 1e-12)
+    raise ValueError("Give one of text=, image= or sample_id=")
+
+
+def similar_ids(sample_collection, text=None, image=None, sample_id=None, k=50, box=None,
+                patches_field=None, model=None, pretrained=None, uri=None,
+                exclude_query=False):
+    """``[(id, cosine distance)]`` of the ``k`` nearest samples (or object label ids)."""
+    dataset = sample_collection._dataset
+    conf = latest_embeddings(dataset, patches_field, model, pretrained,
+                             need_text=text is not None or image is not None)
+    if uri:
+        conf = dict(conf, uri=uri)
+    q = _query_vector(dataset, conf, text, image, sample_id, box, patches_field)
+    store = VectorStore(conf["table"], uri=conf.get("uri"))
+    query_ids = set()
+    if exclude_query and sample_id is not None:
+        query_ids = {sample_id} if isinstance(sample_id, str) else set(sample_id)
+    k = int(k)
+    whole = sample_collection is dataset or not getattr(sample_collection, "_stages", [1])
+    if patches_field:
+        list_path = vcf._label_list_path(dataset, patches_field)
+        ids = [i for sub in sample_collection.values(f"{list_path}.id") for i in (sub or [])]
+    else:
+        ids = sample_collection.values("id")
+    if whole and store.has_index():
+        hits = store.search(q, k=k + len(query_ids))
+        return [(i, d) for i, d in hits if i not in query_ids][:k]
+    ids_, vecs, _ = store.vectors(ids)
+    if not len(ids_):
+        return []
+    sims = vecs @ q.astype(np.float32)
+    order = np.argsort(-sims)
+    out = []
+    for j in order:
+        if ids_[j] in query_ids:
+            continue
+        out.append((ids_[j], float(1.0 - sims[j])))
+        if len(out) >= k:
+            break
+    return out
+
+
+def find_similar(sample_collection, text=None, image=None, sample_id=None, k=50, box=None,
+                 patches_field=None, model=None, pretrained=None, dist_field=None, uri=None):
+    """A view of the ``k`` most similar samples (or object patches), nearest first.
+
+    Exactly one query: ``text`` (a prompt), ``image`` (path or PIL image; ``box`` crops it),
+    ``sample_id`` (one id or a list: their mean vector; with ``box``, a region of that sample).
+    ``dist_field``: also write the cosine distance on each returned sample (a ``vc_`` field).
+    """
+    hits = similar_ids(sample_collection, text=text, image=image, sample_id=sample_id, k=k,
+                       box=box, patches_field=patches_field, model=model,
+                       pretrained=pretrained, uri=uri)
+    ids = [i for i, _ in hits]
+    if patches_field:
+        patches = sample_collection.to_patches(patches_field)
+        pids, lids = patches.values(["id", f"{patches_field}.id"])
+        by_label = dict(zip(lids, pids))
+        order = [by_label[i] for i in ids if i in by_label]
+        view = patches.select(order, ordered=True)
+    else:
+        view = sample_collection.select(ids, ordered=True)
+    if dist_field:
+        dataset = sample_collection._dataset
+        if patches_field:
+            list_path = vcf._label_list_path(dataset, patches_field)
+            vcf.set_label_values(sample_collection, patches_field, {dist_field: dict(hits)})
+        else:
+            vcf.set_sample_values_by_id(dataset, dist_field, dict(hits),
+                                        description="Visual Curation: cosine distance to the "
+                                                    "last similarity query")
+    return view
+
+
+__all__ = ["find_similar", "similar_ids", "latest_embeddings", "DEMO_MODEL"]

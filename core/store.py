@@ -1,0 +1,231 @@
+"""The LanceDB vector tables: one per (dataset, model, view kind), owned by Visual Curation.
+
+Rows: ``id`` (sample id, or detection label id for object crops), ``sample_id``, ``filepath``,
+``fingerprint`` (size:mtime), ``content_hash`` (sha1 of the file), ``width``/``height``, ``box``
+(crops), ``vector`` (L2-normalised float32) and ``created_at``. Every write is one LanceDB commit,
+so an interrupted run leaves the table at its last committed version, never torn.
+"""
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+
+from . import config as cfg
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def table_name(dataset, model_key, kind="images"):
+    """``vc_<dataset id>__<model>__<kind>``: keyed by the dataset's id, so a renamed dataset keeps
+    its table and a clone never shares the original's."""
+    return _SAFE.sub("_", f"vc_{dataset._doc.id}__{model_key}__{kind}")
+
+
+def kind_for(patches_field=None):
+    return f"patches_{patches_field}" if patches_field else "images"
+
+
+def connect(uri=None):
+    import lancedb
+
+    uri = cfg.lancedb_uri(uri)
+    opts = cfg.storage_options_from_env(uri)
+    if opts:
+        return lancedb.connect(uri, storage_options=opts)
+    return lancedb.connect(uri)
+
+
+def schema(dim):
+    return pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("sample_id", pa.string()),
+        pa.field("filepath", pa.string()),
+        pa.field("fingerprint", pa.string()),
+        pa.field("content_hash", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("box", pa.list_(pa.float32(), 4)),
+        pa.field("vector", pa.list_(pa.float32(), int(dim))),
+        pa.field("created_at", pa.timestamp("us", tz="UTC")),
+    ])
+
+
+def list_tables(db):
+    try:
+        return list(db.table_names(limit=1_000_000))
+    except TypeError:
+        return list(db.table_names())
+
+
+class VectorStore:
+    """One LanceDB table of embeddings."""
+
+    def __init__(self, name, uri=None):
+        self.name = name
+        self.uri = cfg.lancedb_uri(uri)
+        self.db = connect(self.uri)
+        self._table = None
+
+    @classmethod
+    def for_dataset(cls, dataset, model_key, kind="images", uri=None):
+        return cls(table_name(dataset, model_key, kind), uri=uri)
+
+    # -- table lifecycle -------------------------------------------------------------------
+    def exists(self):
+        return self.name in list_tables(self.db)
+
+    @property
+    def table(self):
+        if self._table is None:
+            if not self.exists():
+                raise FileNotFoundError(
+                    f"No embeddings table {self.name!r} in {self.uri}. Run compute_embeddings "
+                    "(or the 'Compute embeddings' operator) first.")
+            self._table = self.db.open_table(self.name)
+        return self._table
+
+    def create(self, dim):
+        if self.exists():
+            tbl = self.table
+            have = tbl.schema.field("vector").type.list_size
+            if have != dim:
+                raise ValueError(f"Table {self.name} holds {have}-d vectors, not {dim}-d; "
+                                 "delete the run or use another model key")
+            return tbl
+        self._table = self.db.create_table(self.name, schema=schema(dim))
+        return self._table
+
+    def drop(self):
+        if self.exists():
+            self.db.drop_table(self.name)
+        self._table = None
+
+    @property
+    def dim(self):
+        return self.table.schema.field("vector").type.list_size
+
+    def count(self):
+        return self.table.count_rows() if self.exists() else 0
+
+    # -- reads -----------------------------------------------------------------------------
+    def read(self, columns):
+        """All rows, selected columns, as a pyarrow Table."""
+        if not self.exists():
+            return pa.table({c: pa.array([], pa.string()) for c in columns})
+        return self.table.search().select(list(columns)).limit(None).to_arrow()
+
+    def fingerprints(self):
+        """``{id: (fingerprint, content_hash)}`` for every row."""
+        t = self.read(["id", "fingerprint", "content_hash"])
+        return dict(zip(t.column("id").to_pylist(),
+                        zip(t.column("fingerprint").to_pylist(),
+                            t.column("content_hash").to_pylist())))
+
+    def vectors(self, ids=None, extra=()):
+        """``(ids, vectors (N, D) float32, extra columns dict)``, in the order of ``ids`` if given
+        (ids without a row are left out)."""
+        cols = ["id", "vector", *extra]
+        t = self.read(cols)
+        all_ids = np.asarray(t.column("id").to_pylist(), dtype=object)
+        dim = self.dim
+        vec = t.column("vector").combine_chunks()
+        vecs = vec.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+        ext = {c: t.column(c).to_pylist() for c in extra}
+        if ids is None:
+            return list(all_ids), vecs, ext
+        pos = {k: i for i, k in enumerate(all_ids)}
+        sel = np.array([pos[i] for i in ids if i in pos], dtype=np.int64)
+        return ([all_ids[j] for j in sel], vecs[sel],
+                {c: [v[j] for j in sel] for c, v in ext.items()})
+
+    # -- writes ----------------------------------------------------------------------------
+    def upsert(self, rows):
+        """Inserts or replaces rows (dict of columns) by ``id`` — one atomic LanceDB commit."""
+        if not rows["id"]:
+            return
+        n = len(rows["id"])
+        dim = self.dim
+        now = datetime.now(timezone.utc)
+        data = {
+            "id": rows["id"],
+            "sample_id": rows.get("sample_id", rows["id"]),
+            "filepath": rows.get("filepath", [None] * n),
+            "fingerprint": rows.get("fingerprint", [None] * n),
+            "content_hash": rows.get("content_hash", [None] * n),
+            "width": rows.get("width", [None] * n),
+            "height": rows.get("height", [None] * n),
+            "box": rows.get("box", [None] * n),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.ascontiguousarray(rows["vector"], dtype=np.float32).ravel()), dim),
+            "created_at": [now] * n,
+        }
+        table = pa.Table.from_pydict(data, schema=schema(dim))
+        (self.table.merge_insert("id").when_matched_update_all()
+         .when_not_matched_insert_all().execute(table))
+
+    def set_fingerprints(self, ids, fingerprints):
+        """Updates only the fingerprint of unchanged-content rows (file touched, same bytes)."""
+        ids_, vecs, ext = self.vectors(ids, extra=["sample_id", "filepath", "content_hash",
+                                                    "width", "height", "box"])
+        fp = dict(zip(ids, fingerprints))
+        self.upsert({"id": ids_, "vector": vecs, "fingerprint": [fp[i] for i in ids_], **ext})
+
+    def delete(self, ids):
+        ids = list(ids)
+        for start in range(0, len(ids), 5000):
+            self.table.delete(cfg.sql_in("id", ids[start:start + 5000]))
+
+    def compact(self):
+        """Merges the small fragments of an incremental run; keeps the last hour of versions."""
+        from datetime import timedelta
+
+        try:
+            self.table.optimize(cleanup_older_than=timedelta(hours=1))
+        except Exception:  # noqa: BLE001 - compaction is an optimisation, never fatal
+            pass
+
+    # -- search ----------------------------------------------------------------------------
+    def has_index(self):
+        try:
+            return any("vector" in (getattr(ix, "columns", None) or []) for ix in self.table.list_indices())
+        except Exception:  # noqa: BLE001
+            return False
+
+    def ensure_index(self, min_rows=None):
+        """Builds LanceDB's IVF-PQ index (cosine) once the table has ``min_rows`` rows."""
+        min_rows = cfg.ANN_INDEX_MIN_ROWS if min_rows is None else min_rows
+        n = self.count()
+        if n < max(min_rows, 256) or self.has_index():
+            return False
+        from lancedb.index import IvfPq
+
+        dim = self.dim
+        sub = next(s for s in (dim // 8, dim // 4, dim // 2, dim, 1) if s and dim % s == 0)
+        self.table.create_index("vector", config=IvfPq(
+            distance_type="cosine", num_partitions=max(1, int(np.sqrt(n))), num_sub_vectors=sub))
+        return True
+
+    def search(self, vector, k=50, nprobes=32, refine_factor=10):
+        """ANN (or flat, when there is no index) cosine search → ``[(id, distance)]``."""
+        q = (self.table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+             .distance_type("cosine").limit(int(k)).select(["id"]))
+        if self.has_index():
+            q = q.nprobes(nprobes).refine_factor(refine_factor)
+        t = q.to_arrow()
+        return list(zip(t.column("id").to_pylist(), t.column("_distance").to_pylist()))
+
+
+def drop_dataset_tables(dataset, uri=None):
+    """Drops every table that belongs to ``dataset``; returns their names."""
+    db = connect(uri)
+    prefix = f"vc_{dataset._doc.id}__"
+    names = [n for n in list_tables(db) if n.startswith(prefix)]
+    for n in names:
+        db.drop_table(n)
+    return names
+
+

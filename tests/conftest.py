@@ -1,0 +1,129 @@
+"""Test set-up: an isolated MongoDB database name and LanceDB folder (never a user's), and real
+benchmark data built with the shared make_bench.py script."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# FiftyOne reads its config at import: set everything before anything imports it.
+_TMP = Path(tempfile.mkdtemp(prefix="vc-tests-"))
+os.environ["FIFTYONE_DATABASE_NAME"] = "visual-curation-tests"
+os.environ["VISUAL_CURATION_LANCEDB_URI"] = str(_TMP / "lancedb")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("SENTRY_OPT_OUT", "1")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def find_make_bench():
+    for cand in (REPO.parent / "shared" / "bench" / "make_bench.py",
+                 Path(os.environ.get("VC_MAKE_BENCH", "/nonexistent"))):
+        if cand.exists():
+            return cand
+    raise FileNotFoundError("shared/bench/make_bench.py not found next to the repository "
+                            "(set VC_MAKE_BENCH to its path)")
+
+
+def make_bench(out, source="fmnist", n=300, seed=0, **kw):
+    """Builds (once per path) a benchmark set with planted truth; returns its folder."""
+    out = Path(out)
+    if not (out / "truth.json").exists():
+        args = [sys.executable, str(find_make_bench()), "--source", source, "--n", str(n),
+                "--seed", str(seed), "--out", str(out)]
+        for k, v in kw.items():
+            args += [f"--{k}", str(v)]
+        subprocess.run(args, check=True, capture_output=True)
+    return out
+
+
+def load_bench_dataset(folder, name):
+    """A FiftyOne dataset (label field ``ground_truth``) of a make_bench folder, with a
+    ``truth`` dict per sample for assertions."""
+    import fiftyone as fo
+
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = fo.Dataset.from_dir(dataset_dir=str(folder),
+                             dataset_type=fo.types.FiftyOneImageClassificationDataset,
+                             name=name, label_field="ground_truth")
+    truth = json.loads((Path(folder) / "truth.json").read_text())
+    ds.set_values("bench_truth_kind", [
+        _kind(truth.get(Path(p).name, {})) for p in ds.values("filepath")])
+    return ds, truth
+
+
+def _kind(t):
+    if t.get("outlier"):
+        return "outlier"
+    if t.get("defect"):
+        return t["defect"]
+    if t.get("dup_of"):
+        return "dup"
+    return "mislabeled" if t.get("mislabeled") else "clean"
+
+
+@pytest.fixture(scope="session")
+def tmp_root():
+    yield _TMP
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fmnist_small(tmp_root):
+    return make_bench(tmp_root / "fm300", "fmnist", n=300, seed=1)
+
+
+@pytest.fixture()
+def fmnist_dataset(fmnist_small, request):
+    ds, truth = load_bench_dataset(fmnist_small, f"vc-test-{request.node.name}"[:100])
+    yield ds, truth
+    _cleanup(ds)
+
+
+def _cleanup(ds):
+    try:
+        import visual_curation as vc
+
+        vc.delete_run(ds)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        ds.delete()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+@pytest.fixture()
+def detection_dataset(request):
+    """The shipped detection fixture: Fashion-MNIST items laid out on canvases, with boxes."""
+    import fiftyone as fo
+
+    name = f"vc-det-{request.node.name}"[:100]
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    root = FIXTURES / "detections"
+    ds = fo.Dataset(name)
+    samples = []
+    for rec in json.loads((root / "detections.json").read_text()):
+        dets = [fo.Detection(label=d["label"], bounding_box=d["bounding_box"])
+                for d in rec["detections"]]
+        samples.append(fo.Sample(filepath=str(root / rec["filepath"]),
+                                 ground_truth=fo.Detections(detections=dets)))
+    ds.add_samples(samples)
+    yield ds
+    _cleanup(ds)
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
