@@ -189,12 +189,21 @@ def analyze(sample_collection, label_field=None, embeddings_field=None, patches_
         created=sub(created),
     )
     out, summaries, errors, timings = {}, {}, {}, {}
-    for name in names:
+    import fiftyone.core.utils as fou
+
+    pb = fou.ProgressBar(total=100 * len(names), progress=progress)
+    pb.start()
+    for step, name in enumerate(names):
         a = REGISTRY[name]
         p = {k: v for k, v in params.items() if k in a.defaults}
         t = time.time()
         logger.info("analyze: %s on %d items", name, len(sel))
-        res = a.run(inp, **p)
+
+        def report(frac, msg="", _base=100 * step):
+            pb.set_iteration(_base + int(100 * min(max(frac, 0.0), 1.0)))
+
+        res = a.run(inp, progress=report, **p)
+        report(1.0)
         timings[name] = round(time.time() - t, 3)
         summaries[name] = res.summary
         for j, msg in (res.errors or {}).items():
@@ -205,6 +214,7 @@ def analyze(sample_collection, label_field=None, embeddings_field=None, patches_
                 full[j] = _plain(v)
             out[f] = full
 
+    pb.close()
     # vc_issues from every score present (this run's values, else the stored ones)
     stored = {}
     missing = [f for f in ISSUES.values() if f not in out and (

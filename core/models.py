@@ -128,13 +128,13 @@ def load_model(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto"
     import open_clip
     import torch
 
+    arch, weights = resolve_model(model, pretrained)
     if model == DEMO_MODEL:
         register_demo_config()
-        if not DEMO_CHECKPOINT.exists():
+        if weights == str(DEMO_CHECKPOINT) and not DEMO_CHECKPOINT.exists():
             raise FileNotFoundError(
                 f"The demo model's checkpoint is missing ({DEMO_CHECKPOINT}); "
                 "rebuild it with `python tools/train_demo_clip.py`")
-    arch, weights = resolve_model(model, pretrained)
     device = resolve_device(device)
     key = (arch, weights, device)
     with _lock:

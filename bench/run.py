@@ -1,0 +1,99 @@
+"""``make bench``: every benchmark of the project in one run, written to bench/RESULTS.md.
+
+    make bench                         # all sections
+    make bench ARGS="--only embeddings"
+    make bench ARGS="--quick"          # smaller sizes (a few minutes)
+
+Sections: embeddings (end-to-end throughput vs the forward-pass ceiling, demo model and
+ViT-B-32 with random weights, which has the real model's cost)."""
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("FIFTYONE_DATABASE_NAME", "visual-curation-bench")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+WORK = Path(os.environ.get("VC_BENCH_DIR", "/tmp/vc-bench"))
+os.environ.setdefault("VISUAL_CURATION_LANCEDB_URI", str(WORK / "lancedb"))
+sys.path.insert(0, str(BENCH))
+
+
+def make_bench(source, n, seed=0, **kw):
+    out = WORK / f"{source}-{n}-{seed}"
+    if not (out / "truth.json").exists():
+        script = REPO.parent / "shared" / "bench" / "make_bench.py"
+        script = Path(os.environ.get("VC_MAKE_BENCH", script))
+        args = [sys.executable, str(script), "--source", source, "--n", str(n), "--seed",
+                str(seed), "--out", str(out)]
+        for k, v in kw.items():
+            args += [f"--{k}", str(v)]
+        subprocess.run(args, check=True)
+    return out
+
+
+def section_embeddings(quick):
+    import bench_embeddings as be
+
+    folder = make_bench("fmnist", 2000)
+    rows = [be.run(folder, "demo", None, 1000 if quick else 2000),
+            be.run(folder, "ViT-B-32", None, 128 if quick else 384)]
+    return ("Embedding throughput",
+            "End-to-end `compute_embeddings` into a fresh LanceDB table (decode in a thread pool "
+            "+ forward + write) against the same model's forward pass alone on pre-decoded "
+            "tensors. Images: make_bench fmnist (112x112 PNG/JPEG/WebP). Goal: ≥ 90% of the "
+            "forward ceiling.\n\n" + be.table(rows))
+
+
+SECTIONS = {"embeddings": section_embeddings}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default=None, help="comma-separated sections: " + ",".join(SECTIONS))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(BENCH / "RESULTS.md"))
+    a = ap.parse_args()
+    names = a.only.split(",") if a.only else list(SECTIONS)
+    WORK.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out)
+    existing = out.read_text() if out.exists() else ""
+    parts = _split(existing)
+    for name in names:
+        t = time.time()
+        title, body = SECTIONS[name](a.quick)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        parts[name] = (f"## {title}\n<!-- section:{name} -->\n_Measured {stamp} on "
+                       f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+                       f"`make bench ARGS=\"--only {name}{' --quick' if a.quick else ''}\"`, "
+                       f"{time.time() - t:.0f} s._\n\n{body}\n")
+        print(parts[name])
+        out.write_text(_join(parts))
+
+
+def _split(text):
+    parts = {}
+    for chunk in text.split("\n## ")[1:]:
+        chunk = "## " + chunk
+        if "<!-- section:" in chunk:
+            name = chunk.split("<!-- section:")[1].split(" -->")[0]
+            parts[name] = chunk.rstrip() + "\n"
+    return parts
+
+
+def _join(parts):
+    head = ("# Benchmark results\n\nWritten by `make bench` (bench/run.py); every figure here "
+            "comes from that command on the machine named in its section.\n\n")
+    order = list(SECTIONS) + [k for k in parts if k not in SECTIONS]
+    return head + "\n".join(parts[k] for k in order if k in parts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Exact cosine k-nearest-neighbours by blocked matrix products (NumPy only).
+
+``knn(vectors, k)`` returns ``(indices, sims)``, both ``(N, k)``, each row sorted by decreasing
+cosine similarity, the item itself excluded. Rows of ``vectors`` are expected to be
+L2-normalised (so the dot product is the cosine); ``normalize`` does it when they are not.
+
+Memory: the similarity matrix is never materialised. Queries are processed ``block`` rows at a
+time against the base in chunks of ``chunk`` rows, so the peak temporary is ``block x chunk``
+float32 (64 MiB by default) plus the ``(N, k)`` results, whatever N is. ``vectors`` may be a
+``np.memmap``; it is read chunk by chunk.
+
+Ties are broken by the smaller index, so results are deterministic.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: float32 cells in one ``block x chunk`` similarity tile (16M cells = 64 MiB)
+TILE_CELLS = 1 << 24
+
+
+def normalize(vectors, eps: float = 1e-12) -> np.ndarray:
+    """float32 copy with rows scaled to unit L2 norm (zero rows stay zero)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.maximum(n, eps)
+
+
+def _sizes(n_query: int, n_base: int, block: int | None, chunk: int | None):
+    if chunk is None:
+        chunk = min(n_base, 65536) if n_base > 0 else 1
+    if block is None:
+        block = max(64, TILE_CELLS // max(chunk, 1))
+    return max(1, min(block, max(n_query, 1))), max(1, chunk)
+
+
+def _topk_rows(s: np.ndarray, idx: np.ndarray, k: int):
+    """top-k columns of each row of ``s`` (values, indices from ``idx``), unsorted."""
+    if s.shape[1] <= k:
+        return s, np.broadcast_to(idx, s.shape)
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(s, part, axis=1), idx[part]
+
+
+def _sort_rows(sims: np.ndarray, inds: np.ndarray):
+    """Sort each row by decreasing similarity, ties by increasing index."""
+    order = np.lexsort((inds, -sims), axis=1) if sims.size else np.zeros(sims.shape, int)
+    return np.take_along_axis(inds, order, axis=1), np.take_along_axis(sims, order, axis=1)
+
+
+def knn_query(queries, base, k: int, exclude=None, block: int | None = None,
+              chunk: int | None = None):
+    """For each query row, the ``k`` most similar rows of ``base``.
+
+    ``exclude``: optional int array, ``exclude[i]`` is a base index that query ``i`` must not
+    return (its own row when queries are the base; -1 for none).
+    Returns ``(indices (Q, k) int64, sims (Q, k) float32)``; when the base has fewer than ``k``
+    eligible rows the missing slots are ``-1`` / ``-inf``.
+    """
+    q_all = np.asarray(queries)
+    n_q, n_b = len(q_all), len(base)
+    k = int(k)
+    out_i = np.full((n_q, k), -1, np.int64)
+    out_s = np.full((n_q, k), -np.inf, np.float32)
+    if n_q == 0 or n_b == 0 or k <= 0:
+        return out_i, out_s
+    block, chunk = _sizes(n_q, n_b, block, chunk)
+    chunks = [(c0, min(c0 + chunk, n_b)) for c0 in range(0, n_b, chunk)]
+    single = len(chunks) == 1
+    base_c = np.ascontiguousarray(base[:, :], dtype=np.float32) if single else None
+    for q0 in range(0, n_q, block):
+        q1 = min(q0 + block, n_q)
+        q = np.ascontiguousarray(q_all[q0:q1], dtype=np.float32)
+        best_s = np.full((q1 - q0, k), -np.inf, np.float32)
+        best_i = np.full((q1 - q0, k), -1, np.int64)
+        rows = np.arange(q1 - q0)
+        for c0, c1 in chunks:
+            b = base_c if single else np.ascontiguousarray(base[c0:c1], dtype=np.float32)
+            s = q @ b.T                                    # (block, chunk) float32
+            if exclude is not None:
+                ex = np.asarray(exclude[q0:q1])
+                hit = (ex >= c0) & (ex < c1)
+                s[rows[hit], ex[hit] - c0] = -np.inf
+            ts, ti = _topk_rows(s, np.arange(c0, c1, dtype=np.int64), k)
+            ms = np.concatenate([best_s, ts], axis=1)
+            mi = np.concatenate([best_i, ti], axis=1)
+            # stable top-k: ties broken by smaller index (unused slots are -inf/-1, last)
+            key_i = np.where(mi < 0, np.iinfo(np.int64).max, mi)
+            order = np.lexsort((key_i, -ms), axis=1)[:, :k]
+            best_s = np.take_along_axis(ms, order, axis=1)
+            best_i = np.take_along_axis(mi, order, axis=1)
+        best_i[~np.isfinite(best_s)] = -1
+        out_i[q0:q1], out_s[q0:q1] = best_i, best_s
+    return out_i, out_s
+
+
+def knn(vectors, k: int, block: int | None = None, chunk: int | None = None):
+    """Exact cosine kNN of every row among the others: ``(indices (N,k), sims (N,k))``.
+
+    Self is excluded; ``k`` is capped at ``N - 1``. Rows sorted by decreasing similarity.
+    """
+    n = len(vectors)
+    k = max(0, min(int(k), n - 1))
+    return knn_query(vectors, vectors, k, exclude=np.arange(n), block=block, chunk=chunk)
+
+
+def mutual(indices: np.ndarray) -> np.ndarray:
+    """Boolean (N, k): True where ``j = indices[i, m]`` also has ``i`` among its neighbours."""
+    n, k = indices.shape
+    if n == 0 or k == 0:
+        return np.zeros((n, k), bool)
+    rows = np.repeat(np.arange(n), k)
+    cols = indices.ravel()
+    ok = cols >= 0
+    # encode edges as i*n+j and look up the reverse edges
+    fwd = np.sort(rows[ok].astype(np.int64) * n + cols[ok])
+    rev = cols.astype(np.int64) * n + rows
+    pos = np.searchsorted(fwd, rev)
+    pos = np.minimum(pos, len(fwd) - 1)
+    found = (fwd[pos] == rev) & ok
+    return found.reshape(n, k)

@@ -1,0 +1,221 @@
+"""compute_embeddings / find_similar on real images, real MongoDB and real LanceDB."""
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import visual_curation as vc
+from visual_curation.core import store as vcs
+from visual_curation.core.embeddings import embeddings_run_key
+from visual_curation.core.fields import FieldConflictError
+
+
+def _store(ds, kind="images"):
+    return vcs.VectorStore.for_dataset(ds, "demo", kind)
+
+
+def test_incremental_rerun_embeds_nothing(fmnist_dataset):
+    ds, _ = fmnist_dataset
+    first = vc.compute_embeddings(ds, model="demo")
+    assert first.embedded == len(ds) and first.errors == 0
+    assert _store(ds).count() == len(ds)
+    second = vc.compute_embeddings(ds, model="demo")
+    assert second.embedded == 0 and second.unchanged == len(ds)
+    assert embeddings_run_key("demo", "images") in ds.list_runs()
+
+
+def test_deleted_and_added_samples_stay_in_sync(fmnist_dataset, tmp_path):
+    import fiftyone as fo
+
+    ds, _ = fmnist_dataset
+    vc.compute_embeddings(ds, model="demo")
+    gone = ds.take(7, seed=3)
+    gone_ids = set(gone.values("id"))
+    ds.delete_samples(gone)
+    src = Image.open(ds.first().filepath)
+    new = []
+    for i in range(4):
+        p = tmp_path / f"new{i}.png"
+        src.rotate(90 * i).save(p)
+        new.append(fo.Sample(filepath=str(p)))
+    ds.add_samples(new)
+    r = vc.compute_embeddings(ds, model="demo")
+    assert (r.removed, r.embedded) == (7, 4)
+    ids, _, _ = _store(ds).vectors()
+    assert set(ids) == set(ds.values("id")) and not gone_ids & set(ids)
+
+
+def test_view_run_does_not_drop_rows_outside_the_view(fmnist_dataset):
+    ds, _ = fmnist_dataset
+    vc.compute_embeddings(ds, model="demo")
+    r = vc.compute_embeddings(ds.take(20, seed=0), model="demo")
+    assert r.removed == 0 and r.embedded == 0
+    assert _store(ds).count() == len(ds)
+
+
+def test_changed_and_touched_files(fmnist_dataset):
+    import os
+
+    ds, _ = fmnist_dataset
+    vc.compute_embeddings(ds, model="demo")
+    a, b = ds.take(2, seed=5)
+    os.utime(a.filepath, (1_000_000_000, 1_000_000_000))      # same bytes, new mtime
+    Image.open(b.filepath).transpose(Image.FLIP_TOP_BOTTOM).save(b.filepath)  # new content
+    r = vc.compute_embeddings(ds, model="demo")
+    assert (r.embedded, r.touched) == (1, 1)
+    r = vc.compute_embeddings(ds, model="demo")
+    assert (r.embedded, r.touched, r.unchanged) == (0, 0, len(ds))
+
+
+def _write_unusual(folder):
+    """Valid but unusual image files, and broken ones."""
+    base = Image.open(io.BytesIO(_png_bytes())).convert("RGB").resize((96, 64))
+    ok = {}
+    base.convert("CMYK").save(folder / "cmyk.jpg"); ok["cmyk.jpg"] = True
+    arr16 = (np.asarray(base.convert("L"), dtype=np.uint16) * 257)
+    Image.fromarray(arr16).save(folder / "sixteen.png"); ok["sixteen.png"] = True
+    pal = base.convert("P", palette=Image.ADAPTIVE, colors=16)
+    pal.info["transparency"] = 0
+    pal.save(folder / "palette.png", transparency=0); ok["palette.png"] = True
+    exif = Image.Exif(); exif[0x0112] = 6
+    base.save(folder / "rotated.jpg", exif=exif); ok["rotated.jpg"] = True
+    frames = [base, base.rotate(180)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:]); ok["anim.gif"] = True
+    Image.new("RGB", (12000, 9000), (120, 30, 200)).save(folder / "huge.jpg", quality=50)
+    ok["huge.jpg"] = True
+    good = (folder / "cmyk.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3]); ok["truncated.jpg"] = False
+    (folder / "empty.jpg").write_bytes(b""); ok["empty.jpg"] = False
+    (folder / "text.jpg").write_text("this is not an image"); ok["text.jpg"] = False
+    ok["missing.jpg"] = False
+    return ok
+
+
+def _png_bytes():
+    import gzip
+
+    with gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16)[: 28 * 28].reshape(28, 28)
+    buf = io.BytesIO()
+    Image.fromarray(x).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_broken_files_are_reported_and_unusual_files_work(tmp_path, request):
+    import fiftyone as fo
+
+    ok = _write_unusual(tmp_path)
+    name = "vc-test-broken"
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = fo.Dataset(name)
+    try:
+        ds.add_samples([fo.Sample(filepath=str(tmp_path / f)) for f in ok])
+        r = vc.compute_embeddings(ds, model="demo")
+        assert r.errors == 4 and r.embedded == 6
+        errors = dict(zip([Path(p).name for p in ds.values("filepath")], ds.values("vc_error")))
+        for f, good in ok.items():
+            assert (errors[f] is None) == good, (f, errors[f])
+        assert "not found" in errors["missing.jpg"]
+        assert "0 bytes" in errors["empty.jpg"]
+        assert "not an image" in errors["text.jpg"]
+        assert "truncated" in errors["truncated.jpg"] or "decode" in errors["truncated.jpg"]
+        # the rotated JPEG is embedded upright: same vector as the upright pixels
+        upright = Image.open(tmp_path / "rotated.jpg")
+        from PIL import ImageOps
+
+        upright = ImageOps.exif_transpose(upright)
+        v1 = vc.embed_image(upright, model="demo")
+        ids, vecs, _ = vcs.VectorStore.for_dataset(ds, "demo", "images").vectors(
+            [ds.match({"filepath": str(tmp_path / "rotated.jpg")}).first().id])
+        assert float(vecs[0] @ v1) > 0.99
+        # fixing a file clears its error on the next run
+        shutil.copy(tmp_path / "cmyk.jpg", tmp_path / "missing.jpg")
+        r = vc.compute_embeddings(ds, model="demo")
+        assert r.embedded == 1 and r.errors == 3
+        assert ds.match({"filepath": str(tmp_path / "missing.jpg")}).first().vc_error is None
+    finally:
+        vc.delete_run(ds)
+        ds.delete()
+
+
+def test_object_crops_keyed_by_label_id(detection_dataset):
+    ds = detection_dataset
+    r = vc.compute_embeddings(ds, model="demo", patches_field="ground_truth")
+    lids = [d.id for s in ds for d in s.ground_truth.detections]
+    specks = [d.id for s in ds for d in s.ground_truth.detections if d.label == "speck"]
+    assert r.skipped == len(specks) and r.embedded == len(lids) - len(specks)
+    store = vcs.VectorStore.for_dataset(ds, "demo", "patches_ground_truth")
+    ids, vecs, extra = store.vectors(extra=["sample_id", "box"])
+    assert set(ids) == set(lids) - set(specks)
+    reasons = [d["vc_error"] for s in ds for d in s.ground_truth.detections if d.label == "speck"]
+    assert all("too small" in x for x in reasons)
+    # a crop is nearer its own class than a random other crop, on average
+    labels = {d.id: d.label for s in ds for d in s.ground_truth.detections}
+    view = vc.find_similar(ds, sample_id=ids[0], k=3, patches_field="ground_truth")
+    assert len(view) == 3
+    assert vc.compute_embeddings(ds, model="demo", patches_field="ground_truth").embedded == 0
+    assert labels  # sanity
+
+
+def test_text_search_ranks_sneakers_first(tmp_root):
+    import fiftyone as fo
+    from conftest import load_bench_dataset, make_bench
+
+    folder = make_bench(tmp_root / "fm1000", "fmnist", n=1000, seed=2, noise=0.0)
+    ds, truth = load_bench_dataset(folder, "vc-test-text")
+    try:
+        vc.compute_embeddings(ds, model="demo")
+        view = vc.find_similar(ds, text="a photo of a sneaker", k=20)
+        names = [Path(p).name for p in view.values("filepath")]
+        precision = np.mean([truth[n]["true"] == "sneaker" for n in names])
+        assert precision >= 0.8, precision
+        # sorted nearest first, and an image query finds its own near-copies
+        hits = vc.core.similar_ids(ds, text="a photo of a sneaker", k=20)
+        d = [x for _, x in hits]
+        assert d == sorted(d)
+    finally:
+        vc.delete_run(ds)
+        fo.delete_dataset(ds.name)
+
+
+def test_bring_your_own_vectors(fmnist_dataset):
+    ds, _ = fmnist_dataset
+    rng = np.random.default_rng(0)
+    ds.set_values("my_vec", [rng.normal(size=16) for _ in range(len(ds))])
+    r = vc.compute_embeddings(ds, embeddings_field="my_vec")
+    assert r.embedded == len(ds)
+    ids, vecs, _ = vcs.VectorStore.for_dataset(ds, "field-my_vec").vectors()
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert ds.has_sample_field("my_vec")  # the user's field is untouched
+
+
+def test_users_own_field_is_never_overwritten(fmnist_dataset):
+    ds, _ = fmnist_dataset
+    ds.set_values("vc_error", ["mine"] * len(ds))
+    with pytest.raises(FieldConflictError):
+        vc.compute_embeddings(ds, model="demo")
+    assert set(ds.values("vc_error")) == {"mine"}
+
+
+def test_ann_index_and_search(fmnist_dataset):
+    ds, _ = fmnist_dataset
+    vc.compute_embeddings(ds, model="demo")
+    store = _store(ds)
+    assert store.ensure_index(min_rows=256)
+    assert store.has_index()
+    ids, vecs, _ = store.vectors()
+    hits = store.search(vecs[0], k=5)
+    assert hits[0][0] == ids[0]
+
+
+def test_hostile_strings_never_reach_filters():
+    from visual_curation.core import config as cfg
+
+    for bad in ["x' OR 1=1 --", "'; DROP TABLE t; --", "é" * 10, "a" * 5000]:
+        with pytest.raises(ValueError):
+            cfg.check_id(bad)
+    assert cfg.sql_string("it's") == "'it''s'"
