@@ -19,6 +19,7 @@ from .core import (  # noqa: F401
     delete_run,
     embed_image,
     embed_text,
+    extract_core_frames,
     find_similar,
     import_embeddings,
 )

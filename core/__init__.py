@@ -3,9 +3,10 @@ from .analyze import ANALYSES, analyze, cluster_summaries, delete_run
 from .embeddings import compute_embeddings, embed_image, embed_text, import_embeddings
 from .models import DEMO_MODEL, load_model
 from .similarity import find_similar, similar_ids
+from .video import extract_core_frames
 
 __all__ = [
     "ANALYSES", "DEMO_MODEL", "analyze", "cluster_summaries", "compute_embeddings",
-    "delete_run", "embed_image", "embed_text", "find_similar", "import_embeddings",
+    "delete_run", "embed_image", "embed_text", "extract_core_frames", "find_similar", "import_embeddings",
     "load_model", "similar_ids",
 ]
