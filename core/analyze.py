@@ -94,8 +94,7 @@ def _inputs(collection, patches_field, label_field):
 
 
 def analyze(sample_collection, label_field=None, embeddings_field=None, patches_field=None,
-            analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
-            uri=None, overwrite=False, force=False, **params):
+            analyses=None, wait=0.0, **params):
     """Runs all analyses (or the named ones) and writes the ``vc_`` fields.
 
     Args:
@@ -111,11 +110,24 @@ def analyze(sample_collection, label_field=None, embeddings_field=None, patches_
         progress: None/True/False or a FiftyOne progress callback
         overwrite: allow replacing a user's own field of the same name
         force: recompute even if an identical run exists
+        wait: seconds to wait for another analysis of the same dataset before raising
+            :class:`~visual_curation.core.locks.RunLockedError`
         **params: analyzer parameters (see each analyzer's ``defaults``)
 
     Returns:
         a dict summary (counts per issue, cluster counts per level, timings)
     """
+    from .locks import run_lock
+
+    with run_lock(sample_collection._dataset, "analysis", wait=wait):
+        return _analyze(sample_collection, label_field=label_field,
+                        embeddings_field=embeddings_field, patches_field=patches_field,
+                        analyses=analyses, **params)
+
+
+def _analyze(sample_collection, label_field=None, embeddings_field=None, patches_field=None,
+            analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
+            uri=None, overwrite=False, force=False, **params):
     from .analyzers import REGISTRY
     from .analyzers.base import AnalysisInput
     from .embeddings import compute_embeddings, import_embeddings

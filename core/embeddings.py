@@ -140,9 +140,8 @@ def _prepare(unit, preprocess, padding, min_box_size):
 
 
 def compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED,
-                       patches_field=None, embeddings_field=None, batch_size=32,
-                       num_workers=None, device="auto", progress=None, uri=None,
-                       padding=0.1, min_box_size=8, write_every=1024, overwrite=False):
+                       patches_field=None, batch_size=32, num_workers=None, device="auto",
+                       progress=None, embeddings_field=None, uri=None, wait=0.0, **options):
     """Embeds the images (or object crops) of ``sample_collection`` into LanceDB.
 
     Args:
@@ -156,14 +155,30 @@ def compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAUL
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``…
         progress: None/True/False or a FiftyOne progress callback (``fo.report_progress``)
         uri: LanceDB URI (default: see :mod:`visual_curation.core.config`)
-        padding: extra context around each box, as a share of the box size
-        min_box_size: boxes smaller than this many pixels (either side) are skipped with a reason
-        write_every: rows per LanceDB commit (each commit survives a crash)
-        overwrite: allow replacing a user's own ``vc_error`` field
+        **options: ``padding`` (extra context around each box, as a share of the box size,
+            default 0.1), ``min_box_size`` (boxes smaller than this many pixels are skipped
+            with a reason, default 8), ``write_every`` (rows per LanceDB commit, default 1024;
+            each commit survives a crash), ``overwrite`` (allow replacing a user's own
+            ``vc_error`` field)
+        wait: seconds to wait for another run on the same dataset before raising
+            :class:`~visual_curation.core.locks.RunLockedError`
 
     Returns:
         an :class:`EmbeddingsRun` with the counts (also saved as a run on the dataset)
     """
+    from .locks import run_lock
+
+    with run_lock(sample_collection._dataset, "embeddings", wait=wait):
+        return _compute_embeddings(
+            sample_collection, model=model, pretrained=pretrained, patches_field=patches_field,
+            embeddings_field=embeddings_field, batch_size=batch_size, num_workers=num_workers,
+            device=device, progress=progress, uri=uri, **options)
+
+
+def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED,
+                       patches_field=None, embeddings_field=None, batch_size=32,
+                       num_workers=None, device="auto", progress=None, uri=None,
+                       padding=0.1, min_box_size=8, write_every=1024, overwrite=False):
     import fiftyone.core.utils as fou
 
     t0 = time.time()

@@ -55,17 +55,43 @@ def mark(dataset, path, description=None):
     f.save()
 
 
-def set_sample_values(collection, values, descriptions=None, overwrite=False):
-    """Bulk-writes ``{field: [value per sample in collection order]}`` on ``collection``.
+TMP_PREFIX = "vc_tmp__"
 
-    ``values`` lists must be aligned with ``collection.values("id")``. One ``set_values`` call per
-    field (bulk writes, never one sample at a time).
+
+def _tmp_name(name):
+    return TMP_PREFIX + name[len(cfg.FIELD_PREFIX):]
+
+
+def set_sample_values(collection, values, descriptions=None, overwrite=False):
+    """Bulk-writes ``{field: [value per sample in collection order]}`` on ``collection``, each
+    field all-or-nothing.
+
+    ``values`` lists must be aligned with ``collection.values("id")``. Each field is written in
+    bulk into a temporary field (pre-filled server-side with the current values when the
+    collection is only part of the dataset) and then renamed over the old one, so a crash never
+    leaves a half-written field: readers see the old field or the new one.
     """
     dataset = collection._dataset
     check_writable(dataset, values.keys(), overwrite=overwrite)
+    whole = collection is dataset or len(collection) == len(dataset)
+    raw = dataset._sample_collection
     for name, vals in values.items():
-        collection.set_values(name, list(vals))
-        mark(dataset, name, (descriptions or {}).get(name))
+        tmp = _tmp_name(name)
+        if dataset.has_sample_field(tmp):  # left over by an interrupted run
+            dataset.delete_sample_field(tmp)
+        exists = dataset.has_sample_field(name)
+        vals = list(vals)
+        if all(v is None for v in vals):  # nothing to infer a type from
+            if exists:
+                collection.set_values(name, vals)
+            continue
+        if exists and not whole:
+            raw.update_many({}, [{"$set": {tmp: "$" + name}}])
+        collection.set_values(tmp, vals)
+        mark(dataset, tmp, (descriptions or {}).get(name))
+        if exists:
+            dataset.delete_sample_field(name)
+        dataset.rename_sample_field(tmp, name)
 
 
 def set_sample_values_by_id(dataset, field, mapping, description=None, overwrite=False):

@@ -55,10 +55,16 @@ def schema(dim):
 
 
 def list_tables(db):
-    try:
-        return list(db.table_names(limit=1_000_000))
-    except TypeError:
+    """Every table name in ``db`` (follows LanceDB's pagination)."""
+    if not hasattr(db, "list_tables"):
         return list(db.table_names())
+    names, token = [], None
+    while True:
+        resp = db.list_tables(page_token=token)
+        names += list(resp.tables)
+        token = getattr(resp, "page_token", None)
+        if not token:
+            return names
 
 
 class VectorStore:
