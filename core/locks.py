@@ -41,6 +41,21 @@ def _describe(doc):
     return (f"{doc.get('what', 'a run')} (pid {doc.get('pid')} on {doc.get('host')}{age})")
 
 
+def _is_dead(holder):
+    """True when the holder ran on this host and its process no longer exists."""
+    if holder.get("host") != socket.gethostname() or not holder.get("pid"):
+        return False
+    if holder["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
+
+
 @contextmanager
 def run_lock(dataset, what, wait=0.0):
     """Holds the lease ``(dataset id, what)`` for the ``with`` block.
@@ -70,6 +85,10 @@ def run_lock(dataset, what, wait=0.0):
             break
         except DuplicateKeyError:
             holder = coll.find_one({"_id": key}) or {}
+            if holder and _is_dead(holder):
+                # the holder was killed on this machine: take its lease over at once
+                coll.delete_one({"_id": key, "token": holder.get("token")})
+                continue
             if time.time() >= deadline:
                 raise RunLockedError(
                     f"Another Visual Curation run is working on dataset "

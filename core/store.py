@@ -30,13 +30,20 @@ def kind_for(patches_field=None):
 
 
 def connect(uri=None):
+    """A LanceDB connection that always reads the latest committed table version, so a
+    long-lived reader (the App) sees what another process (a delegated run) wrote."""
+    from datetime import timedelta
+
     import lancedb
 
     uri = cfg.lancedb_uri(uri)
+    kwargs = {}
+    if not uri.startswith("db://"):
+        kwargs["read_consistency_interval"] = timedelta(0)
     opts = cfg.storage_options_from_env(uri)
     if opts:
-        return lancedb.connect(uri, storage_options=opts)
-    return lancedb.connect(uri)
+        kwargs["storage_options"] = opts
+    return lancedb.connect(uri, **kwargs)
 
 
 def schema(dim):

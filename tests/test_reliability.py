@@ -47,8 +47,10 @@ _WORKER = textwrap.dedent("""
     import os, sys
     import fiftyone as fo
     import visual_curation as vc
-    ds = fo.load_dataset(sys.argv[1])
-    r = vc.compute_embeddings(ds, model="demo", batch_size=8, write_every=16, num_workers=1)
+    ds = fo.load_dataset(sys.argv[1]).limit(int(sys.argv[2]))
+    # ViT-B-32 with random weights: the real model's cost, so the run lasts long enough to kill
+    r = vc.compute_embeddings(ds, model="ViT-B-32", pretrained=None, batch_size=8,
+                              write_every=8, num_workers=1)
     print("EMBEDDED", r.embedded, flush=True)
 """)
 
@@ -56,15 +58,16 @@ _WORKER = textwrap.dedent("""
 def test_sigkill_at_random_points_never_loses_or_tears(fmnist_dataset, tmp_path):
     ds, _ = fmnist_dataset
     ds.persistent = True
+    n_items = 96
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
     env = dict(os.environ)
     rng = random.Random(0)
-    store = vcs.VectorStore.for_dataset(ds, "demo")
+    store = vcs.VectorStore.for_dataset(ds, "ViT-B-32-random")
     kills, counts = 0, []
     for _ in range(3):
-        p = subprocess.Popen([sys.executable, str(script), ds.name], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen([sys.executable, str(script), ds.name, str(n_items)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # kill once the table has grown (mid-run), at a random extra delay
         start = store.count() if store.exists() else 0
         deadline = time.time() + 120
@@ -72,11 +75,12 @@ def test_sigkill_at_random_points_never_loses_or_tears(fmnist_dataset, tmp_path)
             if store.exists() and store.count() > start:
                 break
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, 1.5))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1
-        p.wait()
+        _, err = p.communicate()
+        assert p.returncode in (0, -signal.SIGKILL), err.decode()[-3000:]
         n = store.count()
         ids, vecs, _ = store.vectors()
         assert len(ids) == len(set(ids)) == n == len(vecs)  # a consistent table version
@@ -84,9 +88,9 @@ def test_sigkill_at_random_points_never_loses_or_tears(fmnist_dataset, tmp_path)
     assert kills >= 1
     assert counts == sorted(counts)  # finished work is never lost
     before = store.count()
-    final = vc.compute_embeddings(ds, model="demo")
-    assert final.embedded == len(ds) - before  # finished vectors are not recomputed
-    assert store.count() == len(ds)
+    final = vc.compute_embeddings(ds.limit(n_items), model="ViT-B-32", pretrained=None)
+    assert final.embedded == n_items - before  # finished vectors are not recomputed
+    assert store.count() == n_items
 
 
 def test_deleted_lancedb_folder_gives_a_recompute_path(fmnist_dataset):
