@@ -262,8 +262,8 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
         issues=counts, pixel_errors=len(errors), seconds=round(time.time() - t0, 3),
         timings=timings, embeddings=conf["table"], analyses=names)
     if "clusters" in summaries:
-        summary["clusters"] = {str(k): len(v) for k, v in
-                               (summaries["clusters"].get("levels") or {}).items()}
+        summary["clusters"] = {str(i + 1): lv.get("n_clusters") for i, lv in
+                               enumerate(summaries["clusters"].get("levels") or [])}
     vcr.save(dataset, key, vcr.METHOD_ANALYSIS,
              dict(fingerprint=fingerprint, analyses=names, label_field=label_field,
                   patches_field=patches_field, embeddings=conf["table"],
