@@ -55,7 +55,7 @@ def mark(dataset, path, description=None):
     f.save()
 
 
-TMP_PREFIX = "vc_tmp__"
+TMP_PREFIX = "vc_tmp_"
 
 
 def _tmp_name(name):

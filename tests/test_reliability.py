@@ -141,20 +141,24 @@ def test_delete_run_removes_only_our_artifacts(fmnist_dataset):
     assert removed["tables"] and not [k for k in ds.list_runs() if k.startswith("vc_")]
 
 
-@pytest.mark.parametrize("hostile", [
-    "x' OR '1'='1", "'; DROP TABLE vectors; --", "label\"); db.dropDatabase(); (\"",
-    "ünïcödé ☃ 猫", "a" * 10000, "$where", "../../etc/passwd"])
-def test_hostile_strings_are_data_not_code(fmnist_dataset, hostile):
+HOSTILE = ["x' OR '1'='1", "'; DROP TABLE vectors; --", "label\"); db.dropDatabase(); (\"",
+           "ünïcödé ☃ 猫", "a" * 10000, "$where", "../../etc/passwd", "id IN ('x')"]
+
+
+def test_hostile_strings_are_data_not_code(fmnist_dataset):
     import fiftyone as fo
 
     ds, _ = fmnist_dataset
-    s = ds.first()
-    s.ground_truth = fo.Classification(label=hostile)
-    s.tags = [hostile[:200]]
-    s.save()
+    for s, hostile in zip(ds.limit(len(HOSTILE)), HOSTILE):
+        s.ground_truth = fo.Classification(label=hostile)
+        s.tags = [hostile[:200]]
+        s.save()
     vc.compute_embeddings(ds, model="demo")
-    view = vc.find_similar(ds, text=hostile, k=5)
-    assert len(view) == 5
+    for hostile in HOSTILE:
+        assert len(vc.find_similar(ds, text=hostile, k=5)) == 5
     summary = vc.analyze(ds, label_field="ground_truth", analyses=["mislabels", "uniqueness"])
     assert summary["analysed"] == len(ds)
+    suggested = set(ds.values("vc_suggested_label"))
+    assert suggested <= set(ds.distinct("ground_truth.label"))
     assert vcs.VectorStore.for_dataset(ds, "demo").count() == len(ds)
+    assert len(ds.match_tags(HOSTILE[1])) == 1
