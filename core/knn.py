@@ -42,12 +42,6 @@ def _topk_rows(s: np.ndarray, idx: np.ndarray, k: int):
     return np.take_along_axis(s, part, axis=1), idx[part]
 
 
-def _sort_rows(sims: np.ndarray, inds: np.ndarray):
-    """Sort each row by decreasing similarity, ties by increasing index."""
-    order = np.lexsort((inds, -sims), axis=1) if sims.size else np.zeros(sims.shape, int)
-    return np.take_along_axis(inds, order, axis=1), np.take_along_axis(sims, order, axis=1)
-
-
 def knn_query(queries, base, k: int, exclude=None, block: int | None = None,
               chunk: int | None = None):
     """For each query row, the ``k`` most similar rows of ``base``.
@@ -104,18 +98,43 @@ def knn(vectors, k: int, block: int | None = None, chunk: int | None = None):
     return knn_query(vectors, vectors, k, exclude=np.arange(n), block=block, chunk=chunk)
 
 
-def mutual(indices: np.ndarray) -> np.ndarray:
-    """Boolean (N, k): True where ``j = indices[i, m]`` also has ``i`` among its neighbours."""
-    n, k = indices.shape
-    if n == 0 or k == 0:
-        return np.zeros((n, k), bool)
-    rows = np.repeat(np.arange(n), k)
-    cols = indices.ravel()
-    ok = cols >= 0
-    # encode edges as i*n+j and look up the reverse edges
-    fwd = np.sort(rows[ok].astype(np.int64) * n + cols[ok])
-    rev = cols.astype(np.int64) * n + rows
-    pos = np.searchsorted(fwd, rev)
-    pos = np.minimum(pos, len(fwd) - 1)
-    found = (fwd[pos] == rev) & ok
-    return found.reshape(n, k)
+def pca(vectors, dims: int, block: int = 65536, sample: int | None = None, seed: int = 0):
+    """Principal axes of ``vectors`` by an eigendecomposition of the covariance, accumulated in
+    blocks (works on a memmap; memory D x D). Returns ``(mean (D,), components (dims, D))``.
+    ``sample``: use at most this many rows (random, seeded) to estimate them."""
+    n, d = len(vectors), vectors.shape[1]
+    dims = int(max(1, min(dims, d, n)))
+    rows = np.arange(n)
+    if sample is not None and n > sample:
+        rows = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+    s = np.zeros(d, np.float64)
+    g = np.zeros((d, d), np.float64)
+    for b0 in range(0, len(rows), block):
+        x = np.asarray(vectors[rows[b0:b0 + block]], dtype=np.float64)
+        s += x.sum(axis=0)
+        g += x.T @ x
+    m = len(rows)
+    mean = s / max(m, 1)
+    cov = g / max(m, 1) - np.outer(mean, mean)
+    from scipy.linalg import eigh
+    from threadpoolctl import threadpool_limits
+
+    # one thread: multi-threaded LAPACK is up to 10x slower on a busy machine
+    with threadpool_limits(1):
+        vals, vecs = eigh(cov, subset_by_index=[d - dims, d - 1], driver="evr")
+    order = np.argsort(vals)[::-1]
+    comps = vecs[:, order].T
+    # deterministic sign: largest-magnitude coordinate positive
+    sign = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+    comps *= np.where(sign == 0, 1, sign)[:, None]
+    return mean.astype(np.float32), comps.astype(np.float32)
+
+
+def project(vectors, mean, comps, block: int = 65536) -> np.ndarray:
+    """``(vectors - mean) @ comps.T`` in blocks, float32."""
+    n = len(vectors)
+    out = np.empty((n, len(comps)), np.float32)
+    for b0 in range(0, n, block):
+        x = np.asarray(vectors[b0:b0 + block], dtype=np.float32)
+        out[b0:b0 + block] = (x - mean) @ comps.T
+    return out

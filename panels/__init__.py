@@ -1,2 +1,4 @@
 """App panels."""
-PANELS = []
+from .clusters import ClusterPanel
+
+PANELS = [ClusterPanel]

@@ -1,0 +1,105 @@
+"""Reading item pixels for the pixel analyzers (quality, duplicates): OpenCV first, PIL as a
+fallback, optional crop to a relative ``[x, y, w, h]`` box, never an exception per item."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+#: worker threads for reading images (OpenCV releases the GIL while decoding)
+WORKERS = 2
+
+
+def _read_cv2(path):
+    import cv2
+
+    im = cv2.imread(str(path), cv2.IMREAD_COLOR)  # BGR uint8, None if unreadable
+    if im is None:
+        return None
+    return im[:, :, ::-1]
+
+
+def _read_pil(path):
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA", "P"):
+            im = im.convert("RGBA")
+            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            bg.alpha_composite(im)
+            im = bg
+        return np.asarray(im.convert("RGB"))
+
+
+def read_rgb(path, box=None) -> np.ndarray:
+    """RGB uint8 array (H, W, 3) of ``path``, cropped to the relative box ``[x, y, w, h]``.
+
+    Raises ``ValueError``/``OSError`` with a readable message when it cannot be read.
+    """
+    if path is None:
+        raise ValueError("no filepath")
+    try:
+        im = _read_cv2(path)
+    except Exception:  # noqa: BLE001
+        im = None
+    if im is None:
+        try:
+            im = _read_pil(path)
+        except FileNotFoundError:
+            raise OSError(f"file not found: {path}") from None
+        except Exception as e:  # noqa: BLE001
+            raise OSError(f"unreadable image {path}: {type(e).__name__}: {e}") from None
+    if im.ndim == 2:
+        im = np.repeat(im[:, :, None], 3, axis=2)
+    if box is not None:
+        h, w = im.shape[:2]
+        x0 = int(round(float(box[0]) * w)); y0 = int(round(float(box[1]) * h))
+        x1 = int(round((float(box[0]) + float(box[2])) * w))
+        y1 = int(round((float(box[1]) + float(box[3])) * h))
+        x0, x1 = max(0, min(x0, w)), max(0, min(x1, w))
+        y0, y1 = max(0, min(y0, h)), max(0, min(y1, h))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise ValueError(f"empty crop {list(box)} of a {w}x{h} image")
+        im = im[y0:y1, x0:x1]
+    if im.size == 0:
+        raise ValueError("empty image")
+    return np.ascontiguousarray(im)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """Luminance (ITU-R BT.601, as OpenCV) as uint8."""
+    import cv2
+
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0), msg=""):
+    """Apply ``fn(rgb_array) -> value`` to each item index in a 2-thread pool.
+
+    Returns ``(values dict index->value, errors dict index->message)``; a failing read or
+    ``fn`` becomes an error entry, never an exception.
+    """
+    from .base import report
+
+    indices = list(indices)
+    out, errors = {}, {}
+
+    def work(i):
+        try:
+            rgb = read_rgb(filepaths[i], boxes[i] if boxes is not None else None)
+            return i, fn(rgb), None
+        except Exception as e:  # noqa: BLE001
+            return i, None, (str(e) or type(e).__name__)
+
+    n = max(len(indices), 1)
+    step = max(1, n // 50)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for done, (i, val, err) in enumerate(pool.map(work, indices), 1):
+            if err is None:
+                out[i] = val
+            else:
+                errors[i] = err
+            if done % step == 0:
+                report(progress, span[0] + (span[1] - span[0]) * done / n, msg)
+    return out, errors

@@ -1,0 +1,134 @@
+"""The analyzer interface: one input, one result, one ``run``.
+
+Every analyzer is App-free: it gets plain arrays and lists in an :class:`AnalysisInput` and
+returns per-item field values in an :class:`AnalysisResult`. The FiftyOne wiring
+(``core/analyze.py``) builds the input from a collection and writes the fields back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import knn as _knn
+
+
+@dataclass
+class AnalysisInput:
+    ids: list[str]                      # sample ids (or detection label ids)
+    vectors: np.ndarray                 # (N, D) float32, rows L2-normalised
+    labels: list[str | None] | None = None       # class per item; None = no label field
+    filepaths: list[str] | None = None  # image file per item (pixel analyzers)
+    boxes: list[list[float] | None] | None = None  # relative [x, y, w, h] crop per item, else None
+    sizes: list[tuple[int, int] | None] | None = None  # (width, height) of the item's image
+    content_hashes: list[str | None] | None = None     # exact-file hash (sha1) if known
+    created: list[float] | None = None   # creation timestamp, for "keep the oldest"
+    _knn_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    MIN_K = 32  # class attribute (not a field): neighbours computed on the first knn() call
+
+    def __post_init__(self):
+        v = np.asarray(self.vectors)
+        if v.ndim != 2:
+            v = v.reshape(len(self.ids), -1)
+        if v.dtype != np.float32 and not isinstance(v, np.memmap):
+            v = v.astype(np.float32)
+        self.vectors = v
+        if len(self.vectors) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.vectors)} vectors")
+        for name in ("labels", "filepaths", "boxes", "sizes", "content_hashes", "created"):
+            val = getattr(self, name)
+            if val is not None and len(val) != len(self.ids):
+                raise ValueError(f"{name} has {len(val)} items, expected {len(self.ids)}")
+
+    def __len__(self):
+        return len(self.ids)
+
+    def knn(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cached exact cosine kNN: ``(indices (N,k) int, sims (N,k) float32)``, self excluded,
+        sorted by decreasing similarity. ``k`` is capped at N-1; a cached larger k is sliced.
+        The first call computes at least ``MIN_K`` neighbours (nearly free: the cost is the
+        matrix products), so analyzers asking for different k share one pass."""
+        k = max(0, min(int(k), len(self.ids) - 1))
+        have = [kk for kk in self._knn_cache if isinstance(kk, int) and kk >= k]
+        if have:
+            ind, sim = self._knn_cache[min(have)]
+            return ind[:, :k], sim[:, :k]
+        kk = max(0, min(max(k, self.MIN_K), len(self.ids) - 1))
+        ind, sim = _knn.knn(self.vectors, kk)
+        self._knn_cache[kk] = (ind, sim)
+        return ind[:, :k], sim[:, :k]
+
+    def label_array(self):
+        """``(codes int array, -1 = no label; class names list)`` for ``labels``."""
+        if self.labels is None:
+            return None, []
+        names = sorted({str(l) for l in self.labels if l is not None})
+        lut = {c: i for i, c in enumerate(names)}
+        codes = np.array([lut[str(l)] if l is not None else -1 for l in self.labels], np.int64)
+        return codes, names
+
+
+@dataclass
+class AnalysisResult:
+    fields: dict            # field name -> per-item values, len N, None/NaN allowed
+    summary: dict           # JSON-serialisable (counts, cluster summaries, params used)
+    errors: dict = field(default_factory=dict)  # item index -> message (e.g. unreadable image)
+
+
+class Analyzer:
+    """Base class. Subclasses set the class attributes and implement :meth:`run`."""
+
+    name: str = ""
+    needs_labels: bool = False
+    needs_pixels: bool = False
+    fields: tuple = ()
+    defaults: dict = {}
+    #: one line per parameter, for UIs and docs
+    param_help: dict = {}
+
+    def params(self, **overrides) -> dict:
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown parameter(s) {sorted(unknown)}")
+        p = dict(self.defaults)
+        p.update({k: v for k, v in overrides.items() if v is not None})
+        return p
+
+    def check(self, inp: AnalysisInput):
+        if self.needs_labels and inp.labels is None:
+            raise ValueError(f"{self.name} needs labels")
+        if self.needs_pixels and inp.filepaths is None:
+            raise ValueError(f"{self.name} needs filepaths")
+
+    def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<Analyzer {self.name} fields={self.fields}>"
+
+
+def report(progress, frac: float, msg: str = ""):
+    """Call ``progress(frac, msg)`` if given; a failing callback never stops an analysis."""
+    if progress is not None:
+        try:
+            progress(float(min(max(frac, 0.0), 1.0)), msg)
+        except Exception:
+            pass
+
+
+def jsonable(x):
+    """Recursively convert NumPy scalars/arrays to plain Python for JSON."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x

@@ -1,0 +1,337 @@
+"""Exact and near duplicates: candidates from the kNN graph, verified on pixels.
+
+1. **Exact copies**: equal ``content_hashes`` (no pixels needed).
+2. **Candidates**: pairs among each item's ``dup_k`` nearest neighbours with cosine >=
+   ``dup_min_sim`` (embeddings are robust to resize / re-encode / small crops, but also put
+   distinct items of one class close together, so they only propose).
+3. **Pixel check, stage 1** (vectorised over pairs): each image is reduced once to grey 32x32
+   thumbnails of centre crops 0 %, 1 %, ... ``dup_max_crop`` per side. For a pair, one image's
+   crops are compared with the other's full thumbnail (both directions) by normalised correlation
+   (brightness/contrast invariant) and the best alignment is kept; it passes if the correlation
+   >= ``dup_min_corr`` and the correlation of the Laplacians (fine detail, which distinct items of
+   a class do not share) >= ``dup_min_detail``.
+4. **Pixel check, stage 2** (survivors only): the two images are re-read, aligned at the refined
+   crop and compared in colour at 64x64: the 99th percentile of the colour residual after one
+   common gain must be <= ``dup_max_residual`` (x the luminance SD) - this rejects colour variants
+   and small local differences; brightness and contrast ratios must be >= ``dup_min_brightness_ratio``
+   / ``dup_min_contrast_ratio`` and the sharpness ratio >= ``dup_min_sharpness_ratio`` - so
+   strongly darkened, washed-out or blurred derivatives are quality issues, not duplicates.
+   Tolerated: resize, crop <= ``dup_max_crop``, JPEG/WebP re-encoding, +-13 % brightness, format.
+5. Verified pairs and hash groups are merged (union-find). In each group the item to keep is the
+   one with the largest resolution, then the sharpest, then the oldest (``created``), then the
+   first; every other member gets ``vc_duplicate=True``. ``vc_dup_group`` is the kept item's id.
+
+Without ``filepaths`` the pixel check is replaced by a stricter embedding threshold
+(``dup_vector_only_sim``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _pixels
+from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+
+BASE = 128     # grey base thumbnail the crops are cut from (exact fractional crops)
+THUMB = 32     # stage-1 comparison size
+FINE = 64      # stage-2 comparison size
+
+
+def _unit(x):
+    x = x - x.mean(axis=-1, keepdims=True)
+    return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)
+
+
+_MATS: dict = {}
+
+
+def _area_matrix(src: int, dst: int, lo: float, hi: float) -> np.ndarray:
+    """(dst, src) matrix averaging the source interval [lo, hi) into ``dst`` equal bins
+    (exact fractional overlaps, like INTER_AREA)."""
+    edges = lo + (hi - lo) * np.arange(dst + 1) / dst
+    a, b = edges[:-1, None], edges[1:, None]
+    x0 = np.arange(src)[None, :]
+    overlap = np.clip(np.minimum(b, x0 + 1) - np.maximum(a, x0), 0, None)
+    return (overlap / (b - a)).astype(np.float32)
+
+
+def crop_matrices(crops) -> np.ndarray:
+    """(n_crops, THUMB, BASE): centre crop by ``m`` per side, then area-resample to THUMB."""
+    key = tuple(round(float(m), 6) for m in crops)
+    if key not in _MATS:
+        _MATS[key] = np.stack([_area_matrix(BASE, THUMB, BASE * m, BASE * (1 - m)) for m in key])
+    return _MATS[key]
+
+
+def _laplacian(t):
+    """4-neighbour Laplacian of a stack (n, h, w), reflect-101 borders (as cv2.Laplacian)."""
+    p = np.pad(t, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    return p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4 * t
+
+
+def signature(rgb, crops):
+    """Stage-1 signature of one image: (grey stack, Laplacian stack) float16 (n_crops, T*T) of
+    its centre crops, and the keep-rule statistics."""
+    import cv2
+
+    g = _pixels.to_gray(rgb)
+    base = cv2.resize(g, (BASE, BASE), interpolation=cv2.INTER_AREA).astype(np.float32)
+    R = crop_matrices(crops)
+    T = (R @ base) @ R.transpose(0, 2, 1)                  # (n_crops, THUMB, THUMB)
+    n = len(T)
+    gs = T.reshape(n, -1)
+    hs = _laplacian(T).reshape(n, -1)
+    return _unit(gs).astype(np.float16), _unit(hs).astype(np.float16), keep_stats(rgb)
+
+
+def keep_stats(rgb):
+    """Resolution and sharpness (Laplacian SD / SD) for choosing the item to keep."""
+    import cv2
+
+    gf = _pixels.to_gray(rgb).astype(np.float32)
+    return dict(width=int(rgb.shape[1]), height=int(rgb.shape[0]),
+                sharpness=float(cv2.Laplacian(gf, cv2.CV_32F).std() / (gf.std() + 1e-6)))
+
+
+def _aligned(rgb, m):
+    import cv2
+
+    h, w = rgb.shape[:2]
+    cy, cx = int(round(h * m)), int(round(w * m))
+    crop = rgb[cy:h - cy, cx:w - cx] if (h - 2 * cy >= 2 and w - 2 * cx >= 2) else rgb
+    return cv2.resize(crop, (FINE, FINE), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def fine_check(rgb_a, rgb_b, m_a, m_b, step):
+    """Stage-2 measures at the best refined alignment (crop on one side only)."""
+    import cv2
+
+    cands = []
+    if m_a > 0 or m_b == 0:
+        cands += [(max(0.0, m_a + d * step), 0.0) for d in (-0.5, -0.25, 0.0, 0.25, 0.5)]
+    if m_b > 0:
+        cands += [(0.0, max(0.0, m_b + d * step)) for d in (-0.5, -0.25, 0.0, 0.25, 0.5)]
+    best = None
+    for ma, mb in dict.fromkeys(cands):
+        a, b = _aligned(rgb_a, ma), _aligned(rgb_b, mb)
+        la, lb = a.mean(axis=2), b.mean(axis=2)
+        gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
+        res = np.abs(b - gain * a).max(axis=2) / max(la.std(), lb.std(), 1.0)
+        r99 = float(np.percentile(res, 99))
+        if best is None or r99 < best[0]:
+            best = (r99, la, lb)
+    r99, la, lb = best
+    sa = cv2.Laplacian(la, cv2.CV_32F).std() / (la.std() + 1e-6)
+    sb = cv2.Laplacian(lb, cv2.CV_32F).std() / (lb.std() + 1e-6)
+
+    def ratio(x, y):
+        return float(min(x, y) / max(x, y, 1e-6))
+
+    return dict(residual=r99, brightness=ratio(la.mean(), lb.mean()),
+                contrast=ratio(la.std(), lb.std()), sharpness=ratio(sa, sb))
+
+
+class _UnionFind:
+    def __init__(self, n):
+        self.p = np.arange(n)
+
+    def find(self, a):
+        p = self.p
+        root = a
+        while p[root] != root:
+            root = p[root]
+        while p[a] != root:
+            p[a], a = root, p[a]
+        return root
+
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.p[max(ra, rb)] = min(ra, rb)
+
+
+class DuplicatesAnalyzer(Analyzer):
+    name = "duplicates"
+    fields = ("vc_dup_group", "vc_duplicate")
+    defaults = dict(
+        dup_k=10,
+        dup_min_sim=0.7,
+        dup_max_crop=0.10,
+        dup_crop_step=0.01,
+        dup_min_corr=0.95,
+        dup_min_detail=0.95,
+        dup_max_residual=0.6,
+        dup_min_brightness_ratio=0.75,
+        dup_min_contrast_ratio=0.75,
+        dup_min_sharpness_ratio=0.6,
+        dup_vector_only_sim=0.98,
+        dup_use_pixels=True,
+    )
+    param_help = dict(
+        dup_k="nearest neighbours proposed as candidates",
+        dup_min_sim="embedding cosine a candidate needs",
+        dup_max_crop="largest crop per side tolerated (fraction)",
+        dup_crop_step="crop search step (fraction per side)",
+        dup_min_corr="grey 32x32 correlation at the best alignment",
+        dup_min_detail="Laplacian (fine detail) correlation at the best alignment",
+        dup_max_residual="99th-percentile colour residual / luminance SD at 64x64",
+        dup_min_brightness_ratio="darker/brighter mean luminance ratio",
+        dup_min_contrast_ratio="lower/higher luminance SD ratio",
+        dup_min_sharpness_ratio="blurrier/sharper Laplacian ratio",
+        dup_vector_only_sim="cosine that counts as a duplicate when no pixels are available",
+        dup_use_pixels="verify candidates on pixels when filepaths are given",
+    )
+
+    def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
+        p = self.params(**params)
+        n = len(inp)
+        uf = _UnionFind(n)
+        errors = {}
+        summary = dict(params=p, n=n)
+        # 1. exact copies by content hash
+        n_hash_pairs = 0
+        if inp.content_hashes is not None:
+            first = {}
+            for i, h in enumerate(inp.content_hashes):
+                if h:
+                    if h in first:
+                        uf.union(first[h], i)
+                        n_hash_pairs += 1
+                    else:
+                        first[h] = i
+        # 2. candidates from the kNN graph
+        report(progress, 0.0, "nearest neighbours")
+        pairs = np.zeros((0, 2), np.int64)
+        if n >= 2:
+            ind, sim = inp.knn(int(p["dup_k"]))
+            r, c = np.nonzero((sim >= float(p["dup_min_sim"])) & (ind >= 0))
+            a, b = r, ind[r, c]
+            pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
+            pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+            psim = np.einsum("ij,ij->i", np.asarray(inp.vectors[pairs[:, 0]], np.float32),
+                             np.asarray(inp.vectors[pairs[:, 1]], np.float32)) if len(pairs) else np.zeros(0)
+        summary["candidates"] = int(len(pairs))
+        stats = {}
+        use_pixels = bool(p["dup_use_pixels"]) and inp.filepaths is not None
+        verified = []
+        if not use_pixels:
+            verified = [tuple(x) for x in pairs[psim >= float(p["dup_vector_only_sim"])]]
+        elif len(pairs):
+            verified, stats, errors = self._pixel_verify(inp, pairs, p, progress)
+        for a, b in verified:
+            uf.union(int(a), int(b))
+        summary.update(verified_pairs=len(verified), hash_pairs=n_hash_pairs,
+                       pixels=use_pixels, errors=len(errors))
+        # 3. groups and the item to keep
+        roots = np.array([uf.find(i) for i in range(n)])
+        _, inv, counts = np.unique(roots, return_inverse=True, return_counts=True)
+        in_group = counts[inv] > 1
+        group = [None] * n
+        dup = [False] * n
+        sizes = inp.sizes
+        created = inp.created
+
+        def keep_key(i):
+            st = stats.get(i)
+            if st is not None:
+                res = st["width"] * st["height"]
+            elif sizes is not None and sizes[i]:
+                res = int(sizes[i][0]) * int(sizes[i][1])
+            else:
+                res = 0
+            sharp = st["sharpness"] if st is not None else 0.0
+            t = created[i] if created is not None and created[i] is not None else np.inf
+            return (-res, -sharp, t, i)
+
+        members = {}
+        for i in np.flatnonzero(in_group):
+            members.setdefault(int(roots[i]), []).append(int(i))
+        # resolution/sharpness of members not read yet (exact copies found by hash only)
+        missing = [i for mem in members.values() for i in mem if i not in stats]
+        if missing and use_pixels:
+            more, _ = _pixels.map_items(keep_stats, missing, inp.filepaths, inp.boxes)
+            stats.update(more)
+        for mem in members.values():
+            keep = min(mem, key=keep_key)
+            gid = str(inp.ids[keep])
+            for i in mem:
+                group[i] = gid
+                dup[i] = i != keep
+        summary.update(groups=len(members), duplicates=int(sum(dup)),
+                       in_groups=int(in_group.sum()))
+        report(progress, 1.0, "duplicates done")
+        return AnalysisResult(fields=dict(vc_dup_group=group, vc_duplicate=dup),
+                              summary=jsonable(summary), errors=errors)
+
+    def _pixel_verify(self, inp, pairs, p, progress):
+        step = float(p["dup_crop_step"])
+        crops = [i * step for i in range(int(round(float(p["dup_max_crop"]) / step)) + 1)]
+        need = np.unique(pairs.ravel())
+        sigs, errors = _pixels.map_items(lambda rgb: signature(rgb, crops), need, inp.filepaths,
+                                         inp.boxes, progress=progress, span=(0.02, 0.8),
+                                         msg="image signatures")
+        ok = np.array([a in sigs and b in sigs for a, b in pairs], bool)
+        pairs = pairs[ok]
+        if not len(pairs):
+            return [], {i: s[2] for i, s in sigs.items()}, errors
+        order = sorted(sigs)
+        pos = np.full(len(inp), -1, np.int64)
+        pos[order] = np.arange(len(order))
+        G = np.stack([sigs[i][0] for i in order])            # (M, crops, T*T) float16
+        H = np.stack([sigs[i][1] for i in order])
+        stats = {i: s[2] for i, s in sigs.items()}
+        del sigs
+        G0 = G[:, 0].astype(np.float32)                      # full-image thumbnails
+        pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
+        best_c = np.full(len(pairs), -np.inf, np.float32)
+        best_m = np.zeros(len(pairs), np.int64)
+        crop_b = np.zeros(len(pairs), bool)                  # True: the crop is on b's side
+        # per image: its crops against its partners' full thumbnails (one small matmul each)
+        for side, (me, other) in enumerate(((pa, pb), (pb, pa))):
+            o = np.argsort(me, kind="stable")
+            bounds = np.flatnonzero(np.diff(me[o])) + 1
+            for grp in np.split(o, bounds):
+                if not len(grp):
+                    continue
+                c = G[me[grp[0]]].astype(np.float32) @ G0[other[grp]].T   # (crops, partners)
+                m = c.argmax(axis=0)
+                v = c[m, np.arange(len(grp))]
+                better = v > best_c[grp]
+                best_c[grp[better]] = v[better]
+                best_m[grp[better]] = m[better]
+                crop_b[grp[better]] = side == 1
+        cand = np.flatnonzero(best_c >= float(p["dup_min_corr"]))
+        survivors = []
+        if len(cand):
+            cropped = np.where(crop_b[cand], pb[cand], pa[cand])
+            full = np.where(crop_b[cand], pa[cand], pb[cand])
+            det = np.einsum("pd,pd->p", H[cropped, best_m[cand]].astype(np.float32),
+                            H[full, 0].astype(np.float32))
+            for j in cand[det >= float(p["dup_min_detail"])]:
+                mi = crops[int(best_m[j])]
+                survivors.append((int(pairs[j, 0]), int(pairs[j, 1]),
+                                  mi if not crop_b[j] else 0.0, mi if crop_b[j] else 0.0))
+        report(progress, 0.85, "verifying candidates")
+        verified = []
+        cache = {}
+
+        def rgb(i):
+            if i not in cache:
+                if len(cache) > 256:
+                    cache.clear()
+                cache[i] = _pixels.read_rgb(inp.filepaths[i], inp.boxes[i] if inp.boxes else None)
+            return cache[i]
+
+        for t, (a, b, ma, mb) in enumerate(survivors):
+            try:
+                f = fine_check(rgb(a), rgb(b), ma, mb, step)
+            except Exception as e:  # noqa: BLE001 - file changed since stage 1
+                errors.setdefault(a, str(e))
+                continue
+            if (f["residual"] <= float(p["dup_max_residual"])
+                    and f["brightness"] >= float(p["dup_min_brightness_ratio"])
+                    and f["contrast"] >= float(p["dup_min_contrast_ratio"])
+                    and f["sharpness"] >= float(p["dup_min_sharpness_ratio"])):
+                verified.append((a, b))
+            if t % 50 == 0:
+                report(progress, 0.85 + 0.15 * t / max(len(survivors), 1), "verifying candidates")
+        return verified, stats, errors

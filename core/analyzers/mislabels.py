@@ -1,0 +1,205 @@
+"""Mislabels: items whose given label is unlikely given what they look like.
+
+Out-of-sample class probabilities for every labelled item, from two views of the vectors:
+
+1. **Cross-validated softmax regression** (multinomial logistic regression, L-BFGS, L2):
+   ``mislabel_folds`` folds; near-copies (cosine >= ``mislabel_dup_sim``, connected through the
+   kNN graph) are kept in the same fold so a copy cannot vouch for its own wrong label.
+   The classifier sees the top ``mislabel_pca_dims`` principal components of the vectors.
+   Regularisation ``mislabel_l2="auto"`` = sqrt(mean items per class) / 25 (small classes need a
+   looser fit). Each fold trains on at most ``mislabel_max_train`` items.
+2. **Weighted kNN vote** over the ``mislabel_k`` nearest labelled neighbours (weights = cosine),
+   near-copies excluded for the same reason.
+
+``P = w * P_lr + (1 - w) * P_knn`` with ``w = mislabel_lr_weight``. The given label's
+probability is compared with chance: ``r = C * P[given]`` (1 = as likely as a random guess), and
+``vc_mislabel = logistic((log(mislabel_ratio) - log r) / mislabel_softness)`` - 0.5 when the
+label is ``mislabel_ratio`` times as likely as chance (default 0.5). Items that do not look like
+*any* class (class outliers, see ``outliers``) have no better label to offer, so the confidence
+is multiplied by ``1 - outlier confidence``. ``vc_suggested_label`` = the most probable class.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+
+
+def _fit_softmax(X, y, n_classes, l2, w0=None, maxiter=300):
+    from scipy.optimize import minimize
+
+    n, d = X.shape
+    C = n_classes
+    rows = np.arange(n)
+
+    def f(w):
+        W = w[:d * C].reshape(d, C).astype(np.float32)
+        b = w[d * C:].astype(np.float32)
+        Z = X @ W + b
+        Z -= Z.max(axis=1, keepdims=True)
+        E = np.exp(Z)
+        P = E / E.sum(axis=1, keepdims=True)
+        loss = -np.log(P[rows, y] + 1e-12).sum(dtype=np.float64) + 0.5 * l2 * float((W * W).sum())
+        P[rows, y] -= 1.0
+        gW = X.T @ P + l2 * W
+        gb = P.sum(axis=0)
+        return loss, np.concatenate([gW.ravel(), gb]).astype(np.float64)
+
+    w0 = np.zeros(d * C + C) if w0 is None else w0
+    r = minimize(f, w0, jac=True, method="L-BFGS-B", options=dict(maxiter=maxiter))
+    return r.x
+
+
+def _predict_softmax(w, X, n_classes):
+    d = X.shape[1]
+    W = w[:d * n_classes].reshape(d, n_classes).astype(np.float32)
+    b = w[d * n_classes:].astype(np.float32)
+    Z = X @ W + b
+    Z -= Z.max(axis=1, keepdims=True)
+    E = np.exp(Z)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def near_copy_groups(inp: AnalysisInput, k: int, min_sim: float) -> np.ndarray:
+    """Connected components of kNN edges with cosine >= ``min_sim`` (component id per item)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(inp)
+    ind, sim = inp.knn(k)
+    r, c = np.nonzero(sim >= min_sim)
+    g = coo_matrix((np.ones(len(r)), (r, ind[r, c])), shape=(n, n))
+    return connected_components(g, directed=False)[1]
+
+
+def cv_probabilities(X, y, n_classes, l2, folds, groups, max_train=50000, seed=0,
+                     progress=None, span=(0.0, 1.0)):
+    """Out-of-fold softmax-regression probabilities ``(N, C)`` for labelled rows (y >= 0) and a
+    prediction from the last fold's model for unlabelled rows."""
+    from threadpoolctl import threadpool_limits
+
+    from .base import report
+
+    # small matrix products: multi-threaded BLAS only spins (10x slower on a busy machine)
+    with threadpool_limits(1, user_api="blas"):
+        return _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed,
+                                 progress, span, report)
+
+
+def _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed, progress, span,
+                      report):
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    ug, ginv = np.unique(groups, return_inverse=True)
+    fold_of_group = rng.permutation(len(ug)) % folds
+    fold = fold_of_group[ginv]
+    lab = y >= 0
+    P = np.zeros((n, n_classes), np.float32)
+    w = None
+    for f in range(folds):
+        tr = np.flatnonzero(lab & (fold != f))
+        te = np.flatnonzero(lab & (fold == f))
+        if len(te) == 0:
+            continue
+        if len(tr) > max_train:
+            tr = np.sort(rng.choice(tr, max_train, replace=False))
+        w = _fit_softmax(np.ascontiguousarray(X[tr], dtype=np.float32), y[tr], n_classes, l2, w0=w)
+        P[te] = _predict_softmax(w, np.asarray(X[te], dtype=np.float32), n_classes)
+        report(progress, span[0] + (span[1] - span[0]) * (f + 1) / folds, "cross-validated classifier")
+    unl = np.flatnonzero(~lab)
+    if len(unl):
+        P[unl] = (_predict_softmax(w, np.asarray(X[unl], dtype=np.float32), n_classes)
+                  if w is not None else 1.0 / n_classes)
+    return P
+
+
+def knn_probabilities(inp, y, n_classes, k, dup_sim):
+    n = len(y)
+    ind, sim = inp.knn(k)
+    ok = (y[ind] >= 0) & (sim < dup_sim) & (ind >= 0)
+    w = np.where(ok, np.maximum(sim, 0.0), 0.0).astype(np.float64)
+    P = np.zeros((n, n_classes))
+    np.add.at(P, (np.repeat(np.arange(n), ind.shape[1]), np.where(ok, y[ind], 0).ravel()), w.ravel())
+    s = P.sum(axis=1, keepdims=True)
+    return np.where(s > 0, P / np.maximum(s, 1e-12), 1.0 / n_classes)
+
+
+class MislabelsAnalyzer(Analyzer):
+    name = "mislabels"
+    needs_labels = True
+    fields = ("vc_mislabel", "vc_suggested_label")
+    defaults = dict(
+        mislabel_folds=5,
+        mislabel_pca_dims=256,
+        mislabel_l2="auto",
+        mislabel_k=30,
+        mislabel_lr_weight=0.85,
+        mislabel_ratio=0.5,
+        mislabel_softness=0.5,
+        mislabel_dup_sim=0.95,
+        mislabel_max_train=50000,
+        mislabel_outlier_discount=True,
+        mislabel_seed=0,
+    )
+    param_help = dict(
+        mislabel_folds="cross-validation folds of the classifier",
+        mislabel_pca_dims="the classifier sees the vectors' top principal components",
+        mislabel_l2='L2 penalty of the classifier; "auto" = sqrt(items per class) / 25',
+        mislabel_k="neighbours in the kNN vote",
+        mislabel_lr_weight="weight of the classifier vs the kNN vote",
+        mislabel_ratio="confidence 0.5 where P(given label) = this x chance (1/C)",
+        mislabel_softness="logistic scale of the confidence, in log units",
+        mislabel_dup_sim="neighbours this similar are copies: excluded from votes, same fold",
+        mislabel_max_train="most items a fold trains on",
+        mislabel_outlier_discount="multiply by 1 - outlier confidence",
+        mislabel_seed="fold assignment seed",
+    )
+
+    def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
+        p = self.params(**params)
+        self.check(inp)
+        n = len(inp)
+        y, names = inp.label_array()
+        C = len(names)
+        if C < 2 or n < 3:
+            return AnalysisResult(
+                fields=dict(vc_mislabel=[None if l is None else 0.0 for l in inp.labels],
+                            vc_suggested_label=list(inp.labels)),
+                summary=dict(params=p, n=n, classes=C, note="fewer than 2 classes"))
+        report(progress, 0.0, "near copies")
+        k = int(p["mislabel_k"])
+        groups = near_copy_groups(inp, k, float(p["mislabel_dup_sim"]))
+        n_lab = int((y >= 0).sum())
+        l2 = p["mislabel_l2"]
+        l2 = float(np.sqrt(n_lab / C) / 25.0) if l2 in (None, "auto") else float(l2)
+        from .. import knn as _knn
+
+        mean, comps = _knn.pca(inp.vectors, int(p["mislabel_pca_dims"]), sample=50000)
+        X = _knn.project(inp.vectors, mean, comps)
+        P_lr = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
+                                int(p["mislabel_max_train"]), int(p["mislabel_seed"]),
+                                progress, (0.05, 0.75))
+        P_knn = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]))
+        a = float(p["mislabel_lr_weight"])
+        P = a * P_lr + (1.0 - a) * P_knn
+        lab = y >= 0
+        rows = np.arange(n)
+        pg = np.where(lab, P[rows, np.maximum(y, 0)], np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = (np.log(float(p["mislabel_ratio"])) - np.log(np.maximum(C * pg, 1e-12))) \
+                / float(p["mislabel_softness"])
+        conf = 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+        if p["mislabel_outlier_discount"]:
+            from .outliers import OutliersAnalyzer, outlier_scores
+
+            oc, _, _ = outlier_scores(inp, y, C, OutliersAnalyzer.defaults, progress, (0.75, 0.98))
+            conf = conf * (1.0 - np.nan_to_num(oc, nan=0.0))
+        sugg = P.argmax(axis=1)
+        report(progress, 1.0, "mislabels done")
+        vals = [float(c) if l else None for c, l in zip(conf, lab)]
+        acc = float((sugg[lab] == y[lab]).mean()) if lab.any() else None
+        summary = dict(params=dict(p, mislabel_l2=l2), n=n, classes=C, labelled=n_lab,
+                       flagged=int(np.nansum(conf[lab] >= 0.5)), agreement=acc)
+        return AnalysisResult(fields=dict(vc_mislabel=vals,
+                                          vc_suggested_label=[names[j] for j in sugg]),
+                              summary=jsonable(summary))

@@ -1,0 +1,48 @@
+"""Class outliers: the label may be valid, but the item does not look like its class - nor like
+any other class (an item that looks like another class is a *mislabel*, see ``mislabels``).
+
+Score = the smaller of two robust z-scores (dataset-relative), each of a log normalised distance
+(see :mod:`._support`): to the item's own class, and to the class it is closest to. An outlier
+must be far from both: mislabels are far from their own class only; typical members of loose
+classes are not far once distances are normalised by the class's own tightness.
+Confidence = logistic((z - outlier_z) / outlier_softness): 0.5 at ``outlier_z`` robust SDs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._support import class_support, robust_z
+from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+
+
+def outlier_scores(inp, codes, n_classes, p, progress=None, span=(0.0, 1.0)):
+    sup = class_support(inp, codes, n_classes, progress, span)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.log(np.maximum(sup["own"], 1e-6))
+        b = np.log(np.maximum(sup["best"], 1e-6))
+    za, zb = robust_z(a, 1e-3), robust_z(b, 1e-3)
+    za = np.where(np.isfinite(za), za, zb)  # class of one: judged by the nearest class only
+    z = np.minimum(za, zb)
+    conf = 1.0 / (1.0 + np.exp(-np.clip((z - p["outlier_z"]) / p["outlier_softness"], -50, 50)))
+    conf[codes < 0] = np.nan
+    return conf, z, sup
+
+
+class OutliersAnalyzer(Analyzer):
+    name = "outliers"
+    needs_labels = True
+    fields = ("vc_outlier",)
+    defaults = dict(outlier_z=2.5, outlier_softness=0.5)
+    param_help = dict(outlier_z="robust z-score at which the confidence is 0.5",
+                      outlier_softness="logistic scale of the confidence, in z units")
+
+    def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
+        p = self.params(**params)
+        self.check(inp)
+        codes, names = inp.label_array()
+        report(progress, 0.0, "class support")
+        conf, z, _ = outlier_scores(inp, codes, len(names), p, progress, (0.0, 0.95))
+        vals = [None if not np.isfinite(x) else float(x) for x in conf]
+        report(progress, 1.0, "outliers done")
+        return AnalysisResult(fields=dict(vc_outlier=vals), summary=jsonable(dict(
+            params=p, n=len(inp), classes=len(names), flagged=int(np.nansum(conf >= 0.5)))))

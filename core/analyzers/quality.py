@@ -1,0 +1,142 @@
+"""Image quality from pixels: blur, too dark, too bright (washed out).
+
+Per item (cropped to its box for patches, downscaled to at most ``quality_max_side`` px):
+
+* **dark** - ``hi`` = the 99.9th percentile of luminance: the brightest content. An image is dark
+  when even its brightest pixels are dim. Mean luminance is not used, so black-background
+  images (Fashion-MNIST, night skies) with bright content are not dark.
+* **bright** - ``depth`` = 255 - the 0.1th percentile of luminance: how far below white the
+  darkest content goes. A washed-out image has no dark content at all. White-background clip art
+  still has dark outlines, so it is not bright.
+* **blur** - edge steepness: for pixels whose local luminance range (in a window of 10 % of the
+  image size) is at least 8 levels, the ratio gradient / local range; its 99th percentile is the
+  steepness of the sharpest edges (about 1/edge-width in pixels). Reported per pixel and per image
+  size (times the longer side). An image is blurry when its sharpest edges are both wider than
+  ``blur_max_edge_px`` pixels *and* wider than 1/``blur_min_edges_per_side`` of the image size.
+  Images with no edges at all (flat) get blur 0: they are dark/bright/empty, not blurry.
+
+Each threshold is capped dataset-relatively: it never exceeds ``rel`` x the dataset median of the
+same statistic (``quality_relative``), so in a dataset where everything is soft (upscaled
+thumbnails) or dim, only items much worse than typical are flagged. Confidences are a logistic
+of the log-margin to the threshold: 0.5 exactly at the threshold.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _pixels
+from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+
+
+def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
+                min_range: float = 8.0) -> dict:
+    """The per-image statistics quality confidences are computed from."""
+    import cv2
+
+    g = _pixels.to_gray(rgb)
+    h, w = g.shape
+    if max(h, w) > max_side:
+        s = max_side / max(h, w)
+        g = cv2.resize(g, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        h, w = g.shape
+    cdf = np.bincount(g.ravel(), minlength=256).cumsum() / g.size
+    lo = float(np.searchsorted(cdf, 0.001))
+    hi = float(np.searchsorted(cdf, 0.999))
+    gf = g.astype(np.float32)
+    gx = cv2.Sobel(gf, cv2.CV_32F, 1, 0) / 8.0
+    gy = cv2.Sobel(gf, cv2.CV_32F, 0, 1) / 8.0
+    gm = np.sqrt(gx * gx + gy * gy)
+    r = max(2, int(round(window * max(h, w) / 2)))
+    ker = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    rng = cv2.dilate(gf, ker) - cv2.erode(gf, ker)
+    m = rng >= min_range
+    if m.sum() >= 10:
+        steep = float(np.percentile(gm[m] / rng[m], 99))
+    else:
+        steep = float("nan")  # flat image: no edges to judge
+    return dict(lo=lo, hi=hi, steep_px=steep, steep_size=steep * max(h, w),
+                width=int(rgb.shape[1]), height=int(rgb.shape[0]))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+class QualityAnalyzer(Analyzer):
+    name = "quality"
+    needs_pixels = True
+    fields = ("vc_blur", "vc_dark", "vc_bright")
+    defaults = dict(
+        dark_max_level=64.0,          # dark: brightest content (p99.9 luminance) below this ...
+        bright_max_depth=16.0,        # bright: darkest content within this many levels of white
+        blur_max_edge_px=5.0,         # blur: sharpest edges wider than this many pixels ...
+        blur_min_edges_per_side=22.5,  # ... and wider than 1/22.5 of the image's longer side
+        quality_relative=0.4,         # dark/bright caps: <= 0.4 x the dataset median statistic
+        blur_relative=0.75,           # blur caps: <= 0.75 x the dataset median steepness
+        quality_softness=0.15,        # logistic scale of the log-margin (dark, bright)
+        blur_softness=0.05,           # logistic scale of the log-margin (blur)
+        quality_max_side=512,         # images are downscaled to this longer side first
+    )
+    param_help = dict(
+        dark_max_level="an item is dark when its p99.9 luminance is below this (0-255)",
+        bright_max_depth="an item is washed out when 255 - its p0.1 luminance is below this",
+        blur_max_edge_px="blurry: the sharpest edges are wider than this many pixels ...",
+        blur_min_edges_per_side="... and wider than (longer side / this)",
+        quality_relative="dark/bright thresholds never exceed this x the dataset median",
+        blur_relative="blur thresholds never exceed this x the dataset median steepness",
+        quality_softness="logistic scale (log units) for dark/bright confidences",
+        blur_softness="logistic scale (log units) for blur confidence",
+        quality_max_side="longer side images are downscaled to before measuring",
+    )
+
+    def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
+        p = self.params(**params)
+        self.check(inp)
+        n = len(inp)
+        report(progress, 0.0, "reading images")
+        stats, errors = _pixels.map_items(
+            lambda rgb: pixel_stats(rgb, int(p["quality_max_side"])), range(n), inp.filepaths,
+            inp.boxes, progress=progress, span=(0.0, 0.95), msg="measuring image quality")
+        ok = np.array(sorted(stats), dtype=np.int64)
+        blur = np.full(n, np.nan)
+        dark = np.full(n, np.nan)
+        bright = np.full(n, np.nan)
+        summary = dict(params=p, n=n, errors=len(errors))
+        if len(ok):
+            lo = np.array([stats[i]["lo"] for i in ok])
+            hi = np.array([stats[i]["hi"] for i in ok])
+            sp = np.array([stats[i]["steep_px"] for i in ok])
+            ss = np.array([stats[i]["steep_size"] for i in ok])
+            rel, brel = float(p["quality_relative"]), float(p["blur_relative"])
+            # dark: brightest content dim
+            t_dark = min(float(p["dark_max_level"]), rel * float(np.median(hi)))
+            dark[ok] = _sigmoid(np.log((t_dark + 1) / (hi + 1)) / p["quality_softness"])
+            # bright: darkest content close to white
+            depth = 255.0 - lo
+            t_bright = min(float(p["bright_max_depth"]), rel * float(np.median(depth)))
+            bright[ok] = _sigmoid(np.log((t_bright + 1) / (depth + 1)) / p["quality_softness"])
+            # blur: sharpest edges wide in pixels and relative to the image size
+            edges = np.isfinite(sp)
+            med_px = float(np.median(sp[edges])) if edges.any() else 1.0
+            med_sz = float(np.median(ss[edges])) if edges.any() else 1.0
+            t_px = min(1.0 / float(p["blur_max_edge_px"]), brel * med_px)
+            t_sz = min(float(p["blur_min_edges_per_side"]), brel * med_sz)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                margin = np.minimum(np.log(t_px / np.maximum(sp, 1e-6)),
+                                    np.log(t_sz / np.maximum(ss, 1e-6)))
+            b = _sigmoid(margin / p["blur_softness"])
+            b[~edges] = 0.0
+            blur[ok] = b
+            summary.update(thresholds=dict(dark_level=t_dark, bright_depth=t_bright,
+                                           blur_steep_px=t_px, blur_steep_size=t_sz),
+                           medians=dict(hi=float(np.median(hi)), depth=float(np.median(depth)),
+                                        steep_px=med_px, steep_size=med_sz),
+                           counts={k: int(np.nansum(v >= 0.5)) for k, v in
+                                   (("blur", blur), ("dark", dark), ("bright", bright))})
+        report(progress, 1.0, "quality done")
+
+        def col(a):
+            return [None if not np.isfinite(x) else float(x) for x in a]
+
+        return AnalysisResult(fields=dict(vc_blur=col(blur), vc_dark=col(dark), vc_bright=col(bright)),
+                              summary=jsonable(summary), errors=errors)

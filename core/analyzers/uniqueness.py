@@ -1,0 +1,40 @@
+"""Uniqueness: 0 = highly redundant (many near-identical neighbours) ... 1 = highly unique.
+
+Raw score: weighted mean cosine distance to the ``uniqueness_k`` nearest neighbours (exact
+kNN), the r-th neighbour weighted ``uniqueness_decay ** (r - 1)``: the nearest neighbours
+dominate, so an item with one exact copy is redundant even if its other neighbours are far.
+Calibration is dataset-relative: the value is the item's rank quantile of that distance (ties
+share their mean rank), so 0.5 means "as unique as the median item of this dataset", exact copies
+go to the bottom and the farthest items to the top, whatever the embedding model's scale.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+
+
+class UniquenessAnalyzer(Analyzer):
+    name = "uniqueness"
+    fields = ("vc_uniqueness",)
+    defaults = dict(uniqueness_k=10, uniqueness_decay=0.5)
+    param_help = dict(uniqueness_k="neighbours whose distances measure redundancy",
+                      uniqueness_decay="weight ratio between successive neighbours")
+
+    def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
+        p = self.params(**params)
+        n = len(inp)
+        if n < 2:
+            return AnalysisResult(fields=dict(vc_uniqueness=[1.0] * n), summary=dict(params=p, n=n))
+        report(progress, 0.0, "nearest neighbours")
+        _, sims = inp.knn(int(p["uniqueness_k"]))
+        w = float(p["uniqueness_decay"]) ** np.arange(sims.shape[1])
+        dist = ((1.0 - sims.astype(np.float64)) * w).sum(axis=1) / w.sum()
+        q = (rankdata(dist, method="average") - 1.0) / max(n - 1, 1)
+        report(progress, 1.0, "uniqueness done")
+        summary = dict(params=p, n=n, weighted_distance=dict(
+            median=float(np.median(dist)), p05=float(np.percentile(dist, 5)),
+            p95=float(np.percentile(dist, 95))))
+        return AnalysisResult(fields=dict(vc_uniqueness=q.astype(float).tolist()),
+                              summary=jsonable(summary))

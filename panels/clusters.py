@@ -1,0 +1,484 @@
+"""The cluster panel: the dataset as a grid of cluster previews.
+
+Everything it shows comes from :mod:`.logic` (plain functions over the App's current view);
+this module only turns those dicts into App components and wires the events.
+
+Panel state (``ctx.panel.state``): the widgets keep their own values (``footer.level`` 1
+loosest … 5 strictest, ``controls.sort``, ``controls.mode`` ``"images"``/``"objects"``,
+``controls.patches_field``, ``controls.tag``); ``page``; and, after a card was opened,
+``base_view`` (the view the cards are counted on), ``applied`` (the view the panel set) and
+``selected`` (the cluster shown in the grid).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections import OrderedDict
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import logic
+
+logger = logging.getLogger(__name__)
+
+# Aggregates are cached in-process, keyed on the view, the analysis run and the samples' data
+# version (``logic.data_version``: any added/deleted/edited/tagged sample changes it), so a
+# cached value is never stale; the TTL only bounds how long unused entries are kept. This
+# collapses the App's event bursts (three "view changed" per view change, two per slider
+# move: the panel renders after each) into one query, and, with the other granularities
+# computed in the background after the first render, makes a knob move a cache hit.
+CACHE_TTL = 600.0
+CACHE_SIZE = 64
+PREFETCH_DELAY = 0.5
+_CACHE = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_PREFETCHING = set()
+
+
+def _cached(key, fn, ttl=CACHE_TTL):
+    now = time.monotonic()
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+    value = fn()
+    _store(key, value)
+    return value
+
+
+def _peek(key, ttl=CACHE_TTL):
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and time.monotonic() - hit[0] < ttl:
+            return hit[1]
+    return None
+
+
+def _store(key, value):
+    with _CACHE_LOCK:
+        _CACHE[key] = (time.monotonic(), value)
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+
+
+def clear_cache():
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _prefetch(view, vkey, pf, levels):
+    """Computes the stats of ``levels`` in a background thread (one scan), once per view."""
+    with _CACHE_LOCK:
+        if vkey in _PREFETCHING:
+            return None
+        _PREFETCHING.add(vkey)
+
+    def work():
+        try:
+            for lv, st in logic.levels_stats(view, levels, pf).items():
+                _store(("level", vkey, lv), st)
+        except Exception as e:  # noqa: BLE001 - only an optimisation
+            logger.debug("cluster panel: prefetch failed: %s", e)
+        finally:
+            with _CACHE_LOCK:
+                _PREFETCHING.discard(vkey)
+
+    # started a moment later, so that it does not compete with the render that triggered it
+    t = threading.Timer(PREFETCH_DELAY, work)
+    t.name = "vc-cluster-panel-prefetch"
+    t.daemon = True
+    t.start()
+    return t
+
+
+PLUGIN = "@visual-curation/curation"
+NAME = "cluster_panel"
+LABEL = "Visual Curation: clusters"
+THUMB_PX = 42
+CARD_PX = 300
+
+HELP = """
+**Visual Curation: clusters** — one card per visual cluster of the current view.
+
+* The knob (bottom right) changes the granularity: left = looser (fewer, larger clusters),
+  right = stricter. It reads the five stored levels; nothing is recomputed.
+* Click a thumbnail or **Show** to put the cluster's samples in the grid (your sidebar filters
+  keep applying), **Similar** for the nearest samples to the cluster, **Tag** to tag it.
+* **Object view** shows clusters of detection crops (run the analyses in Object view first).
+"""
+
+
+def _n(count, what):
+    """``"1 image"``, ``"3 images"`` (``what`` is the plural)."""
+    return f"{count:,} {what[:-1] if count == 1 else what}"
+
+
+def _int(x, default):
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return default
+
+
+class ClusterPanel(foo.Panel):
+    @property
+    def config(self):
+        return foo.PanelConfig(
+            name=NAME,
+            label=LABEL,
+            icon="bubble_chart",
+            help_markdown=HELP,
+            surfaces="grid",
+            allow_multiple=False,
+        )
+
+    # ---------------------------------------------------------------------------- state
+
+    def _state(self, ctx):
+        """The panel settings. The widgets' own state paths are the source of truth
+        (``footer.level``, ``controls.sort``, ``controls.mode``, ``controls.patches_field``), so
+        that an event carrying a slightly stale state never reverts a setting."""
+        st = ctx.panel.state
+        controls = st.get("controls") or {}
+        footer = st.get("footer") or {}
+        mode = controls.get("mode") if controls.get("mode") in ("images", "objects") else "images"
+        pf = None
+        if mode == "objects" and ctx.dataset is not None:
+            fields = logic.detection_fields(ctx.dataset)
+            pf = controls.get("patches_field")
+            if pf not in fields:
+                analysed = logic.analysed_patch_fields(ctx.dataset)
+                pf = (analysed or fields or [None])[0]
+        sort = controls.get("sort")
+        return dict(level=logic.clamp_level(footer.get("level") or logic.DEFAULT_LEVEL),
+                    sort=sort if sort in logic.SORTS else "size",
+                    page=max(0, _int(st.get("page"), 0)), mode=mode, patches_field=pf,
+                    tag=(controls.get("tag") or "").strip())
+
+    def _reset(self, ctx):
+        ctx.panel.state.set({
+            "page": 0, "base_view": None, "applied": None, "selected": None,
+            "controls": {"mode": "images", "sort": "size", "patches_field": None, "tag": ""},
+            "footer": {"level": logic.DEFAULT_LEVEL},
+        })
+
+    def _ours(self, ctx):
+        """Whether the App's view is the one this panel set (a cluster is shown)."""
+        applied = ctx.panel.state.get("applied")
+        if not applied:
+            return False
+        return logic.stage_signature(ctx.request_params.get("view")) == applied
+
+    def _base_view(self, ctx):
+        """The view the cards are counted on: the App's view, or, while a cluster opened from
+        here is shown, the view it was opened from (with the current sidebar filters)."""
+        import fiftyone.core.view as fov
+        import fiftyone.server.view as fosv
+
+        if self._ours(ctx) and ctx.panel.state.get("base_view") is not None:
+            try:
+                stages = ctx.panel.state.get("base_view")
+                filters = ctx.request_params.get("filters")
+                if filters:
+                    base = fosv.get_view(ctx.dataset, stages=stages, filters=filters)
+                else:
+                    base = fov.DatasetView._build(ctx.dataset, stages)
+                return logic.source_collection(base)
+            except Exception as e:  # noqa: BLE001
+                logger.warning("cluster panel: cannot rebuild the base view: %s", e)
+        return logic.source_collection(ctx.view)
+
+    # ---------------------------------------------------------------------------- events
+
+    def on_load(self, ctx):
+        self._reset(ctx)
+
+    def on_change_dataset(self, ctx):
+        self._reset(ctx)
+
+    def on_change_view(self, ctx):
+        """Nothing to store: the next render counts on the new view. (The App also sends this
+        event with a state that may predate the last patch, so it must not write state.)"""
+
+    # the widgets store their value themselves (see _state); a new setting starts on page 1
+
+    def on_level(self, ctx):
+        ctx.panel.state.page = 0
+
+    def on_sort(self, ctx):
+        ctx.panel.state.page = 0
+
+    def on_mode(self, ctx):
+        ctx.panel.state.page = 0
+
+    def on_patches_field(self, ctx):
+        ctx.panel.state.page = 0
+
+    def on_page(self, ctx):
+        """Previous / Next: the button carries the page to show."""
+        ctx.panel.state.page = max(0, _int(ctx.params.get("page"), 0))
+
+    def _apply(self, ctx, view, selected):
+        patch = {"applied": logic.stage_signature(logic.serialize_view(view)),
+                 "selected": selected}
+        if not self._ours(ctx):
+            patch["base_view"] = logic.serialize_view(logic.source_collection(ctx.view))
+        ctx.panel.state.set(patch)
+        ctx.ops.set_view(view)
+
+    def on_open(self, ctx):
+        s = self._state(ctx)
+        cid = ctx.params.get("cluster")
+        level = ctx.params.get("level", s["level"])
+        view = logic.cluster_view(self._base_view(ctx), level, cid, s["patches_field"])
+        self._apply(ctx, view, {"id": cid, "level": level, "action": "show",
+                                "mode": s["mode"]})
+
+    def on_similar(self, ctx):
+        s = self._state(ctx)
+        cid = ctx.params.get("cluster")
+        level = ctx.params.get("level", s["level"])
+        try:
+            view = logic.similar_view(self._base_view(ctx), level, cid, s["patches_field"],
+                                      count=ctx.params.get("count"))
+        except Exception as e:  # noqa: BLE001
+            ctx.ops.notify(f"Find similar failed: {e}", variant="error")
+            return
+        self._apply(ctx, view, {"id": cid, "level": level, "action": "similar",
+                                "mode": s["mode"]})
+
+    def on_tag(self, ctx):
+        s = self._state(ctx)
+        cid = ctx.params.get("cluster")
+        level = ctx.params.get("level", s["level"])
+        tag = s["tag"] or logic.default_tag(level, cid)
+        n = logic.tag_cluster(self._base_view(ctx), level, cid, tag, s["patches_field"])
+        clear_cache()
+        what = "objects" if s["patches_field"] else "samples"
+        ctx.ops.notify(f"Tagged {_n(n, what)} of cluster {cid} with '{tag}'",
+                       variant="success")
+        ctx.ops.reload_dataset()
+
+    def on_clear(self, ctx):
+        base = self._base_view(ctx) if self._ours(ctx) else None
+        ctx.panel.state.set({"applied": None, "selected": None, "base_view": None})
+        if base is not None:
+            ctx.ops.set_view(base)
+
+    # ---------------------------------------------------------------------------- render
+
+    def render(self, ctx):
+        t0 = time.perf_counter()
+        panel = types.Object()
+        if ctx.dataset is None:
+            panel.md("Open a dataset to see its visual clusters.", name="no_dataset")
+            return types.Property(panel, view=self._root_view())
+        s = self._state(ctx)
+        view = self._base_view(ctx)
+        det_fields = logic.detection_fields(ctx.dataset)
+        self._controls(ctx, panel, s, det_fields)
+
+        pf = s["patches_field"]
+        if s["mode"] == "objects" and not pf:
+            panel.md("Object view needs a Detections field on the dataset.", name="empty")
+            return types.Property(panel, view=self._root_view())
+        state, message = logic.status(view, pf)
+        if state != "ready":
+            self._empty(ctx, panel, message, state, s)
+            return types.Property(panel, view=self._root_view())
+
+        vkey = (logic.view_key(view), pf, logic.run_stamp(ctx.dataset, pf),
+                logic.data_version(ctx.dataset))
+        h, stats = self._stats(view, vkey, s["level"], pf)
+        cards = copy.deepcopy(_cached(
+            ("cards", vkey, s["level"], s["sort"], s["page"]),
+            lambda: logic.build_cards(view, s["level"], s["sort"], s["page"], pf,
+                                      stats=stats)))
+        self._health(panel, h, s)
+        self._cards(ctx, panel, cards, s)
+        self._footer(panel, cards, s)
+        logger.debug("cluster panel render: %.1f ms", 1000 * (time.perf_counter() - t0))
+        return types.Property(panel, view=self._root_view())
+
+    @staticmethod
+    def _stats(view, vkey, level, pf, prefetch=True):
+        """The health summary and this level's cluster stats: one database scan when they
+        are not cached yet; then the other levels are computed in the background."""
+        h = _peek(("health", vkey))
+        stats = _peek(("level", vkey, level))
+        if stats is None or h is None:
+            stats = logic.levels_stats(view, [level], pf, with_health=h is None)[level]
+            if stats["health"] is not None:
+                h = stats["health"]
+                _store(("health", vkey), h)
+            _store(("level", vkey, level), stats)
+            others = [lv for lv in range(1, logic.LEVELS + 1)
+                      if lv != level and _peek(("level", vkey, lv)) is None]
+            if prefetch and others:
+                _prefetch(view, vkey, pf, others)
+        return h, stats
+
+    @staticmethod
+    def _root_view():
+        return types.GridView(orientation="vertical", gap=1, pad=1,
+                              componentsProps={"grid": {"sx": {"alignContent": "start"}}})
+
+    def _controls(self, ctx, panel, s, det_fields):
+        row = panel.h_stack("controls", gap=2, align_y="center")
+        if det_fields:
+            mode = types.RadioGroup(orientation="horizontal")
+            mode.add_choice("images", label="Image view")
+            mode.add_choice("objects", label="Object view")
+            row.enum("mode", mode.values(), view=mode, on_change=self.on_mode)
+            if s["mode"] == "objects" and len(det_fields) > 1:
+                dd = types.Dropdown(label="Detections")
+                for f in det_fields:
+                    dd.add_choice(f, label=f)
+                row.enum("patches_field", dd.values(), view=dd,
+                         on_change=self.on_patches_field)
+        sort = types.Dropdown(label="Sort")
+        for k, lab in logic.SORTS.items():
+            sort.add_choice(k, label=lab)
+        row.enum("sort", sort.values(), view=sort, on_change=self.on_sort)
+        row.str("tag", label="Tag name",
+                view=types.TextFieldView(label="Tag name",
+                                         placeholder="default: cluster_L<level>_<id>"))
+
+    def _empty(self, ctx, panel, message, state, s):
+        box = panel.v_stack("empty", gap=1, variant="outline", pad=2)
+        if not s["patches_field"]:
+            other = logic.analysed_patch_fields(ctx.dataset)
+            if other:
+                message += (f"  \nThe objects of '{other[0]}' are analysed: choose "
+                            "**Object view** above to browse their clusters.")
+        box.md(message, name="message")
+        params = {"kind": "objects", "patches_field": s["patches_field"]} \
+            if s["patches_field"] else {"kind": "images"}
+        btns = box.btn_group("actions")
+        btns.btn("compute_embeddings", label="Visual Curation: compute embeddings",
+                 variant="contained" if state == "none" else "outlined",
+                 on_click=f"{PLUGIN}/compute_embeddings", prompt=True, params=params)
+        btns.btn("run_analyses", label="Visual Curation: run analyses",
+                 variant="contained" if state == "embeddings" else "outlined",
+                 on_click=f"{PLUGIN}/run_analyses", prompt=True, params=params)
+
+    def _health(self, panel, h, s):
+        row = panel.grid("health", gap=2, align_y="center", variant="outline", pad=1)
+        what = "objects" if s["patches_field"] else "images"
+        lines = [f"**Dataset health** · {_n(h['items'], what)} in view"]
+        if h["with_issues"] is not None:
+            lines[0] += f" · **{h['with_issues']:,}** with issues"
+            lines.append(" · ".join(f"{k} **{v:,}**" for k, v in h["issues"].items()))
+        else:
+            lines.append("No issue analysis yet")
+        u = h["uniqueness"]
+        if u and u.get("mean") is not None:
+            lines.append(f"mean uniqueness **{u['mean']:.2f}**")
+        row.md("  \n".join(lines), name="summary",
+               componentsProps={"item": {"sx": {"flex": "1 1 220px", "width": "auto"}}})
+        if u:
+            centers = [(a + b) / 2 for a, b in zip(u["edges"][:-1], u["edges"][1:])]
+            row.plot(
+                "uniqueness",
+                data=[{"type": "bar", "x": centers, "y": u["counts"], "name": "uniqueness",
+                       "marker": {"color": "#FF6D04"}}],
+                layout={"height": 130, "width": 300,
+                        "margin": {"l": 36, "r": 8, "t": 24, "b": 28},
+                        "title": {"text": "uniqueness", "font": {"size": 12}},
+                        "xaxis": {"range": [0, 1]}, "bargap": 0.05, "showlegend": False},
+                config={"displayModeBar": False, "responsive": False},
+                componentsProps={"item": {"sx": {"width": "310px", "height": "140px",
+                                                 "flex": "0 0 310px"}}},
+            )
+
+    def _cards(self, ctx, panel, cards, s):
+        what = "objects" if s["patches_field"] else "images"
+        sel = ctx.panel.state.get("selected") if self._ours(ctx) else None
+        head = (f"**{cards['clusters']:,} clusters** at granularity {cards['level']} · "
+                f"{_n(cards['items'], what)} in view")
+        if sel:
+            verb = "similar to" if sel.get("action") == "similar" else "showing"
+            head += f" · grid: {verb} cluster {sel.get('id')} (level {sel.get('level')})"
+        top = panel.h_stack("cards_header", gap=2, align_y="center")
+        top.md(head, name="title")
+        if sel:
+            top.btn("clear", label="Show all", icon="close", variant="outlined",
+                    on_click=self.on_clear)
+        if not cards["cards"]:
+            panel.md("No clustered items match the current view.", name="no_cards")
+            return
+        grid = panel.grid("cards", gap=1)  # flex-wrap
+        for i, c in enumerate(cards["cards"]):
+            self._card(grid, i, c, cards, what, sel)
+
+    def _card(self, grid, i, c, cards, what, sel):
+        cid = c["id"]
+        params = {"cluster": cid, "level": cards["level"], "count": c["count"]}
+        card = grid.v_stack(
+            f"card_{i}", gap=0.5, variant="outline", pad=1,
+            componentsProps={"item": {"sx": {"width": f"{CARD_PX}px", "flex": "0 0 auto"}}})
+        active = sel and str(sel.get("id")) == str(cid) and sel.get("level") == cards["level"]
+        title = f"**Cluster {cid}** — **{c['count']:,}** {_n(c['count'], what).split(' ', 1)[1]}"
+        if c["size"] and c["size"] != c["count"]:
+            title += f" (of {c['size']:,})"
+        if active:
+            title += " ●"
+        card.md(title, name="title")
+        labels = " · ".join(f"{lab} ({n:,})" for lab, n in (c["labels"] or [])) or "—"
+        card.md(labels, name="labels")
+        thumbs = card.grid("thumbs", gap=0.5)  # flex-wrap
+        for j, t in enumerate(c["thumbs"]):
+            thumbs.str(f"t{j}", default=t["url"],
+                       view=types.ImageView(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px",
+                                            alt=f"cluster {cid} thumbnail {j}",
+                                            operator=self.on_open, params=params,
+                                            componentsProps={"image": {"style": {
+                                                "objectFit": "cover", "borderRadius": "3px",
+                                                "cursor": "pointer", "width": f"{THUMB_PX}px",
+                                                "height": f"{THUMB_PX}px"}}}))
+        extra = []
+        if c["uniqueness"] is not None:
+            extra.append(f"uniqueness {c['uniqueness']:.2f}")
+        extra.append(f"{c['issues']:,} with issues")
+        card.md(" · ".join(extra), name="stats")
+        btns = card.btn_group("actions")
+        btns.btn("show", label="Show", icon="grid_view", on_click=self.on_open, params=params)
+        btns.btn("similar", label="Similar", icon="search", on_click=self.on_similar,
+                 params=params)
+        btns.btn("tag", label="Tag", icon="sell", on_click=self.on_tag, params=params)
+
+    def _footer(self, panel, cards, s):
+        # flex-wrap: the pager on the left, the knob at the bottom right (below the pager
+        # when the panel is narrow); sticky at the bottom of the panel
+        foot = panel.grid(
+            "footer", gap=2, align_x="space-between", align_y="center",
+            componentsProps={"item": {"sx": {"position": "sticky", "bottom": 0, "zIndex": 3,
+                                              "backgroundColor": "background.level1",
+                                              "borderTop": "1px solid",
+                                              "borderColor": "divider"}}})
+        pager = foot.h_stack("pager", gap=1, align_y="center",
+                             componentsProps={"item": {"sx": {"width": "auto"}}})
+        pager.btn("prev", label="Previous", icon="chevron_left", variant="outlined",
+                  disabled=cards["page"] <= 0, on_click=self.on_page,
+                  params={"page": cards["page"] - 1})
+        pager.md(f"Page {cards['page'] + 1} / {cards['pages']}", name="page",
+                 componentsProps={"item": {"sx": {"whiteSpace": "nowrap"}}})
+        pager.btn("next", label="Next", icon="chevron_right", icon_position="right",
+                  variant="outlined", disabled=cards["page"] >= cards["pages"] - 1,
+                  on_click=self.on_page, params={"page": cards["page"] + 1})
+        marks = [{"value": k, "label": ("looser" if k == 1 else "stricter"
+                                        if k == logic.LEVELS else str(k))}
+                 for k in range(1, logic.LEVELS + 1)]
+        foot.int("level", label="Granularity",
+                 view=types.SliderView(
+                     min=1, max=logic.LEVELS, view_multiple_of=1, label="Granularity",
+                     label_position="top", value_label_display="off", value_precision=0,
+                     componentsProps={"slider": {"step": 1, "marks": marks},
+                                      "item": {"sx": {"flex": "1 1 240px", "maxWidth": "420px",
+                                                      "ml": "auto", "pr": 3,
+                                                      "boxSizing": "border-box"}}}),
+                 on_change=self.on_level)

@@ -1,0 +1,246 @@
+"""The cluster panel in the REAL FiftyOne App (headless Chromium): opened the way a user opens a
+panel (the "+" tab button of the grid area, then the panel's label), it shows cluster cards with
+counts and thumbnails; the granularity knob changes the cards; clicking a card puts that
+cluster's samples in the grid; Object view shows clusters of detection crops. Every step leaves
+a screenshot in test-artifacts/ (panel-*.png)."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e]
+
+LABEL = "Visual Curation: clusters"
+PANEL = "[data-cy=panel-content-cluster_panel]"
+TAB = "[data-cy=panel-tab-cluster_panel]"
+CARD_TITLE = re.compile(r"^Cluster (\d+) — ([\d,]+) (images?|objects?)\b")
+HEADER = re.compile(r"([\d,]+) clusters at granularity (\d)")
+
+# crop thumbnails of the App server (started later, with this environment) go to the tests'
+# temporary folder, not to the user's FiftyOne config dir
+os.environ.setdefault("VISUAL_CURATION_THUMBS_DIR", str(
+    Path(os.environ.get("VISUAL_CURATION_LANCEDB_URI", "/tmp/vc-e2e/lancedb")).parent
+    / "panel-thumbs"))
+
+
+# ------------------------------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope="module")
+def panel_fm(tmp_root, vc_helpers):
+    """250 Fashion-MNIST images analysed (all analyses) with the offline demo model."""
+    import visual_curation as vc
+
+    folder = vc_helpers.make_bench(tmp_root / "e2e250", "fmnist", n=250, seed=2, defects=0.1)
+    ds, _ = vc_helpers.load_bench_dataset(folder, "vc-e2e-panel")
+    ds.persistent = True
+    vc.analyze(ds, label_field="ground_truth", model="demo", progress=False)
+    yield ds
+    vc_helpers.cleanup(ds)
+
+
+@pytest.fixture(scope="module")
+def panel_det(vc_helpers):
+    """The shipped detection fixture, its objects analysed in object view."""
+    import json
+
+    import fiftyone as fo
+    import visual_curation as vc
+
+    root = Path(__file__).resolve().parents[1] / "fixtures" / "detections"
+    name = "vc-e2e-panel-det"
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = fo.Dataset(name)
+    ds.persistent = True
+    ds.add_samples([
+        fo.Sample(filepath=str(root / rec["filepath"]), ground_truth=fo.Detections(detections=[
+            fo.Detection(label=d["label"], bounding_box=d["bounding_box"])
+            for d in rec["detections"]]))
+        for rec in json.loads((root / "detections.json").read_text())])
+    vc.analyze(ds, patches_field="ground_truth", label_field="ground_truth", model="demo",
+               progress=False)
+    yield ds
+    vc_helpers.cleanup(ds)
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+def shot(page, artifacts, name):
+    """A screenshot once the grid's tiles and the panel's thumbnails have been drawn."""
+    page.wait_for_selector("[data-cy=looker]", timeout=30_000)
+    page.wait_for_timeout(2_000)
+    page.screenshot(path=str(artifacts / f"{name}.png"))
+
+
+def open_dataset(page, url, name):
+    page.goto(f"{url}/datasets/{name}")
+    page.wait_for_selector("[data-cy=looker]", timeout=90_000)
+    page.wait_for_selector("[data-cy=entry-counts]", timeout=30_000)
+    try:
+        page.get_by_text("Dismiss", exact=True).first.click(timeout=3_000)  # "Explore Enterprise"
+    except Exception:  # noqa: BLE001 - not shown
+        pass
+
+
+def grid_count(page):
+    text = page.locator("[data-cy=entry-counts]").first.inner_text()
+    m = re.search(r"[\d,]+", text)
+    return int(m.group(0).replace(",", "")) if m else None
+
+
+def wait_grid(page, n, unit="samples", timeout=60_000):
+    page.wait_for_function(
+        """([n, unit]) => {
+            const el = document.querySelector('[data-cy=entry-counts]');
+            if (!el) return false;
+            const t = el.innerText.replace(/,/g, '');
+            const m = t.match(/(\\d+)\\s+(\\w+)/);
+            return m && parseInt(m[1]) === n && m[2].startsWith(unit);
+        }""", arg=[n, unit], timeout=timeout)
+
+
+def open_panel(page, expect_cards=True):
+    """As a user does: the "+" (New panel) button of the grid's tab bar, then the panel's
+    label in the menu. A panel left open by an earlier page of the same App is closed first."""
+    if page.locator(TAB).count():
+        page.locator(f"{TAB} button[title=Close]").first.click()
+        page.wait_for_selector(TAB, state="detached", timeout=15_000)
+    page.locator("[data-cy=new-panel-btn]").first.click()
+    page.get_by_text(LABEL, exact=True).first.click()
+    page.wait_for_selector(PANEL, timeout=30_000)
+    if expect_cards:
+        page.wait_for_selector(f"{PANEL} img[alt^='cluster ']", timeout=90_000)
+        wait_images(page)
+
+
+def wait_images(page, timeout=30_000):
+    """Every thumbnail of the panel is loaded (a real image, not a broken link)."""
+    page.wait_for_function(
+        """sel => {
+            const imgs = [...document.querySelectorAll(sel + " img[alt^='cluster ']")];
+            return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+        }""", arg=PANEL, timeout=timeout)
+
+
+def cards(page):
+    """``[(cluster id, count)]`` of the cards on screen, in order."""
+    out = []
+    for t in page.locator(PANEL).get_by_text(CARD_TITLE).all_inner_texts():
+        m = CARD_TITLE.search(t.strip())
+        if m:
+            out.append((int(m.group(1)), int(m.group(2).replace(",", ""))))
+    return out
+
+
+def header(page):
+    t = page.locator(PANEL).get_by_text(HEADER).first.inner_text()
+    m = HEADER.search(t)
+    return int(m.group(1).replace(",", "")), int(m.group(2))
+
+
+def wait_header_level(page, level, timeout=30_000):
+    page.wait_for_function(
+        """([sel, level]) => {
+            const el = document.querySelector(sel);
+            return el && new RegExp('clusters at granularity ' + level).test(el.innerText);
+        }""", arg=[PANEL, level], timeout=timeout)
+
+
+def wait_panel_text(page, text, timeout=30_000):
+    page.wait_for_function(
+        "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
+        arg=[PANEL, text], timeout=timeout)
+
+
+def set_knob(page, level, levels=5):
+    """Clicks the granularity slider (bottom right) at the mark of ``level``."""
+    slider = page.locator(f"{PANEL} .MuiSlider-root").last
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    x = box["x"] + box["width"] * (level - 1) / (levels - 1)
+    x = min(max(x, box["x"] + 2), box["x"] + box["width"] - 2)
+    page.mouse.click(x, box["y"] + box["height"] / 2)
+    wait_header_level(page, level)
+    wait_images(page)
+
+
+def thumbs_of(page, cluster_id):
+    return page.locator(f"{PANEL} img[alt^='cluster {cluster_id} thumbnail']")
+
+
+# --------------------------------------------------------------------------------------- tests
+
+def test_panel_cards_knob_and_card_click(page, app_url, artifacts, panel_fm):
+    from fiftyone import ViewField as F
+
+    ds = panel_fm
+    open_dataset(page, app_url, ds.name)
+    assert grid_count(page) == len(ds)
+    open_panel(page)
+    shot(page, artifacts, "panel-1-opened")
+
+    # ≥ 1 card, each with its item count and representative thumbnails
+    first = cards(page)
+    assert first, "no cluster card"
+    n1, level = header(page)
+    assert level == 1 and len(first) == min(n1, 24)
+    for cid, count in first:
+        assert count == len(ds.match(F("vc_cluster_1") == cid))
+        assert thumbs_of(page, cid).count() >= min(4, count)
+    assert sum(c for _, c in first) == len(ds)
+    assert page.locator(PANEL).get_by_text("Dataset health").count() == 1
+    assert page.locator(f"{PANEL} .js-plotly-plot").count() >= 1, "uniqueness histogram"
+
+    # the knob, right = stricter: more, smaller clusters (the card count changes)
+    set_knob(page, 5)
+    n5, _ = header(page)
+    strict = cards(page)
+    assert n5 > n1 and len(strict) == min(n5, 24) and len(strict) != len(first)
+    shot(page, artifacts, "panel-2-knob-stricter")
+
+    # back to level 2, then click a card's thumbnail: the grid shows that cluster
+    set_knob(page, 2)
+    n2, _ = header(page)
+    cid, count = cards(page)[0]
+    assert count == len(ds.match(F("vc_cluster_2") == cid))
+    thumbs_of(page, cid).first.click()
+    wait_grid(page, count)
+    wait_panel_text(page, f"showing cluster {cid} (level 2)")
+    assert header(page) == (n2, 2), "the cards stay counted on the view they were opened from"
+    shot(page, artifacts, "panel-3-card-clicked")
+
+    # "Show all" restores the grid
+    page.locator(PANEL).get_by_role("button", name="Show all").click()
+    wait_grid(page, len(ds))
+    page.wait_for_function(
+        "sel => !(document.querySelector(sel)?.innerText || '').includes('showing cluster')",
+        arg=PANEL, timeout=30_000)
+
+
+def test_panel_object_view_shows_crop_clusters(page, app_url, artifacts, panel_det):
+    ds = panel_det
+    clustered = sum(1 for sub in ds.values("ground_truth.detections.vc_cluster_1")
+                    for c in (sub or []) if c is not None)
+    open_dataset(page, app_url, ds.name)
+    open_panel(page, expect_cards=False)
+    # image view first: the objects were analysed, the images were not -> what to run
+    wait_panel_text(page, "Visual Curation: run analyses")
+    shot(page, artifacts, "panel-4-image-view-empty-state")
+    page.locator(PANEL).get_by_role("radiogroup").get_by_text("Object view", exact=True).click()
+    wait_panel_text(page, "objects in view")
+    page.wait_for_selector(f"{PANEL} img[alt^='cluster ']", timeout=60_000)
+    wait_images(page)
+    shown = cards(page)
+    assert shown and sum(c for _, c in shown) == clustered
+    # thumbnails are crops (small cached JPEGs), not the 256x256 scenes
+    srcs = page.locator(f"{PANEL} img[alt^='cluster ']").evaluate_all(
+        "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight])")
+    assert all("panel-thumbs" in s and s.endswith(".jpg") for s, _, _ in srcs), srcs[:3]
+    assert all(max(w, h) <= 96 for _, w, h in srcs)
+    shot(page, artifacts, "panel-5-object-view")
+
+    cid, count = shown[0]
+    thumbs_of(page, cid).first.click()
+    wait_grid(page, count, unit="patches")
+    shot(page, artifacts, "panel-6-object-cluster-patches")

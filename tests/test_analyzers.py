@@ -1,0 +1,321 @@
+"""The analysis engine (core/analyzers, core/knn): unit tests on synthetic data, and the quality
+goals on real planted-truth benchmarks (make_bench.py: Fashion-MNIST n=2000 and the Tux Paint
+stamps), with EfficientNet-Lite0 vectors (bench/effnet.py) and bench/metrics.py scoring.
+
+The thresholds here are the goals minus a small margin that holds at ~2,000 images; the full
+numbers (n=5000) come from ``python bench/quality.py``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from conftest import make_bench  # noqa: E402
+
+from visual_curation.core import knn as vknn  # noqa: E402
+from visual_curation.core.analyzers import REGISTRY  # noqa: E402
+from visual_curation.core.analyzers.base import AnalysisInput  # noqa: E402
+
+EXPECTED = {
+    "clusters": tuple(f"vc_cluster_{l}" for l in range(1, 6)),
+    "duplicates": ("vc_dup_group", "vc_duplicate"),
+    "uniqueness": ("vc_uniqueness",),
+    "mislabels": ("vc_mislabel", "vc_suggested_label"),
+    "outliers": ("vc_outlier",),
+    "quality": ("vc_blur", "vc_dark", "vc_bright"),
+}
+CONFIDENCES = ("vc_uniqueness", "vc_mislabel", "vc_outlier", "vc_blur", "vc_dark", "vc_bright")
+
+
+# --------------------------------------------------------------------------- synthetic data
+def blobs(n=300, d=32, k=6, spread=0.35, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, d))
+    y = rng.integers(0, k, n)
+    x = centers[y] + spread * rng.standard_normal((n, d))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), [f"c{c}" for c in y]
+
+
+def make_input(n=300, seed=0, **kw):
+    v, labels = blobs(n, seed=seed)
+    return AnalysisInput(ids=[f"id{i}" for i in range(n)], vectors=v, labels=labels, **kw)
+
+
+def test_registry_names_and_fields():
+    assert set(REGISTRY) == set(EXPECTED)
+    for name, fields in EXPECTED.items():
+        a = REGISTRY[name]
+        assert a.name == name and tuple(a.fields) == fields
+        assert isinstance(a.defaults, dict)
+    assert REGISTRY["mislabels"].needs_labels and REGISTRY["outliers"].needs_labels
+    assert REGISTRY["quality"].needs_pixels
+    names = [k for a in REGISTRY.values() for k in a.defaults]
+    assert len(names) == len(set(names)), "parameter names must be distinct across analyzers"
+
+
+def test_no_fiftyone_import_in_engine():
+    for f in [REPO / "core" / "knn.py", *sorted((REPO / "core" / "analyzers").glob("*.py"))]:
+        src = f.read_text()
+        assert "import fiftyone" not in src and "from fiftyone" not in src, f
+
+
+@pytest.mark.parametrize("block,chunk", [(None, None), (7, 50), (64, 33)])
+def test_knn_exact_blocked(block, chunk):
+    v, _ = blobs(257, d=16, seed=3)
+    v[10] = v[11]                                    # an exact tie
+    ind, sim = vknn.knn(v, 9, block=block, chunk=chunk)
+    full = v @ v.T
+    np.fill_diagonal(full, -np.inf)
+    ref = -np.sort(-full, axis=1)[:, :9]
+    assert ind.shape == (257, 9) and sim.dtype == np.float32
+    np.testing.assert_allclose(sim, ref, atol=1e-5)
+    assert (ind != np.arange(257)[:, None]).all()          # self excluded
+    assert (np.diff(sim, axis=1) <= 1e-6).all()            # sorted
+    np.testing.assert_allclose(np.take_along_axis(full, ind, 1), sim, atol=1e-5)
+    assert ind[10, 0] == 11 and ind[11, 0] == 10
+    ind2, _ = vknn.knn(v, 9, block=block, chunk=chunk)
+    assert (ind == ind2).all()
+
+
+def test_knn_small_and_cache():
+    v, _ = blobs(3, d=4)
+    ind, sim = vknn.knn(v, 10)
+    assert ind.shape == (3, 2)
+    inp = make_input(50)
+    a = inp.knn(5)
+    b = inp.knn(3)
+    assert (b[0] == a[0][:, :3]).all()
+
+
+def test_clusters_nested_ranges_and_summary():
+    inp = make_input(400)
+    res = REGISTRY["clusters"].run(inp)
+    levels = [np.asarray(res.fields[f]) for f in EXPECTED["clusters"]]
+    counts = [len(set(l.tolist())) for l in levels]
+    assert counts == sorted(counts) and counts[0] >= 2
+    for lab in levels:
+        assert len(lab) == 400 and lab.min() == 0 and lab.max() == len(set(lab)) - 1
+    for a, b in zip(levels[:-1], levels[1:]):           # each finer cluster in one coarser one
+        for c in np.unique(b):
+            assert len(np.unique(a[b == c])) == 1
+    json.dumps(res.summary)
+    lv = res.summary["levels"][1]
+    sizes = [c["size"] for c in lv["clusters"]]
+    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 400
+    for c in lv["clusters"]:
+        assert 1 <= len(c["representatives"]) <= 6 and len(c["top_labels"]) <= 3
+    # the 6 blobs are found at the level closest to 6 clusters
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+
+    best = min(range(5), key=lambda l: abs(counts[l] - 6))
+    assert nmi(inp.labels, levels[best]) > 0.8
+
+
+def test_clusters_large_path_nested():
+    inp = make_input(1500, seed=2)
+    res = REGISTRY["clusters"].run(inp, cluster_max_direct=400)
+    levels = [np.asarray(res.fields[f]) for f in EXPECTED["clusters"]]
+    assert res.summary["method"].startswith("sample")
+    for a, b in zip(levels[:-1], levels[1:]):
+        for c in np.unique(b):
+            assert len(np.unique(a[b == c])) == 1
+    assert max(len(set(l.tolist())) for l in levels) <= 400
+
+
+def test_determinism_and_ranges():
+    for name in ("clusters", "uniqueness", "mislabels", "outliers", "duplicates"):
+        r1 = REGISTRY[name].run(make_input(300, seed=5))
+        r2 = REGISTRY[name].run(make_input(300, seed=5))
+        assert r1.fields == r2.fields, name
+        for f, vals in r1.fields.items():
+            assert len(vals) == 300
+            if f in CONFIDENCES:
+                v = np.array([np.nan if x is None else x for x in vals], float)
+                assert np.nanmin(v) >= 0 and np.nanmax(v) <= 1, f
+        json.dumps(r1.summary)
+
+
+def test_uniqueness_orders_copies_low():
+    inp = make_input(200)
+    v = inp.vectors.copy()
+    v[1] = v[0]
+    inp = AnalysisInput(ids=inp.ids, vectors=v)
+    u = np.array(REGISTRY["uniqueness"].run(inp).fields["vc_uniqueness"])
+    assert u[0] < 0.1 and u[1] < 0.1 and u.min() >= 0 and u.max() == 1
+
+
+def test_unknown_parameter_and_missing_labels():
+    inp = make_input(50)
+    with pytest.raises(TypeError):
+        REGISTRY["uniqueness"].run(inp, no_such_param=1)
+    with pytest.raises(ValueError):
+        REGISTRY["mislabels"].run(AnalysisInput(ids=inp.ids, vectors=inp.vectors))
+
+
+def test_unlabelled_items_get_none():
+    inp = make_input(120)
+    labels = list(inp.labels)
+    labels[3] = None
+    inp = AnalysisInput(ids=inp.ids, vectors=inp.vectors, labels=labels)
+    m = REGISTRY["mislabels"].run(inp).fields
+    o = REGISTRY["outliers"].run(inp).fields
+    assert m["vc_mislabel"][3] is None and o["vc_outlier"][3] is None
+    assert m["vc_suggested_label"][3] is not None
+
+
+def test_tiny_inputs_do_not_crash(tmp_path):
+    p = tmp_path / "a.png"
+    Image.new("RGB", (20, 20), (120, 30, 200)).save(p)
+    for n in (1, 2):
+        v, labels = blobs(n, d=8)
+        inp = AnalysisInput(ids=[str(i) for i in range(n)], vectors=v, labels=labels,
+                            filepaths=[str(p)] * n)
+        for name, a in REGISTRY.items():
+            res = a.run(inp)
+            assert set(res.fields) == set(EXPECTED[name])
+            assert all(len(x) == n for x in res.fields.values())
+
+
+def _write_images(folder, n=6, size=64, seed=0):
+    """Distinct smooth random pictures (upscaled 8x8 colour noise plus a square)."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        small = Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8))
+        a = np.array(small.resize((size, size), Image.BICUBIC))
+        a[size // 4: size // 2, size // 4: size // 2] = (255 - 40 * i) % 256
+        p = folder / f"im{i}.png"
+        Image.fromarray(a).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def test_broken_and_missing_files_are_errors_not_crashes(tmp_path):
+    paths = _write_images(tmp_path)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    paths += [str(tmp_path / "broken.jpg"), str(tmp_path / "missing.png")]
+    n = len(paths)
+    v, labels = blobs(n, d=8)
+    v[:] = v[0]                                      # all candidates for the duplicate check
+    boxes = [None] * n
+    boxes[1] = [0.25, 0.25, 0.5, 0.5]                # a patch
+    inp = AnalysisInput(ids=[f"s{i}" for i in range(n)], vectors=v, labels=labels,
+                        filepaths=paths, boxes=boxes)
+    q = REGISTRY["quality"].run(inp)
+    assert set(q.errors) == {n - 2, n - 1}
+    for f in EXPECTED["quality"]:
+        assert q.fields[f][n - 1] is None and q.fields[f][n - 2] is None
+        assert all(0 <= x <= 1 for x in q.fields[f][:n - 2])
+    d = REGISTRY["duplicates"].run(inp)
+    assert {n - 2, n - 1} <= set(d.errors)
+    assert d.fields["vc_dup_group"][n - 1] is None
+
+
+def test_duplicates_exact_hash_and_keep_rule(tmp_path):
+    paths = _write_images(tmp_path, n=4)
+    big = Image.open(paths[0]).resize((128, 128), Image.BICUBIC)
+    big.save(tmp_path / "big.png")
+    paths.append(str(tmp_path / "big.png"))        # same picture, larger: the one to keep
+    paths.append(paths[2])                         # exact copy by content hash
+    v, _ = blobs(len(paths), d=8)
+    v[4] = v[0]
+    hashes = [hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in paths]
+    inp = AnalysisInput(ids=[f"s{i}" for i in range(len(paths))], vectors=v, filepaths=paths,
+                        content_hashes=hashes, created=[float(i) for i in range(len(paths))])
+    f = REGISTRY["duplicates"].run(inp).fields
+    assert f["vc_dup_group"][0] == f["vc_dup_group"][4] == "s4"
+    assert f["vc_duplicate"][0] and not f["vc_duplicate"][4]
+    assert f["vc_dup_group"][2] == f["vc_dup_group"][5] == "s2"   # same size: oldest kept
+    assert not f["vc_duplicate"][2] and f["vc_duplicate"][5]
+    assert f["vc_dup_group"][1] is None and f["vc_duplicate"][1] is False
+
+
+# --------------------------------------------------------------------------- benchmarks
+def _bench_run(folder):
+    from bench import metrics
+    from bench.effnet import embed_files
+
+    truth = metrics.load_truth(folder)
+    names = sorted(truth)
+    paths = [str(Path(folder) / "data" / n) for n in names]
+    inp = AnalysisInput(
+        ids=names, vectors=embed_files(paths), labels=[truth[n]["label"] for n in names],
+        filepaths=paths,
+        content_hashes=[hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in paths])
+    fields, summaries, errors = {}, {}, {}
+    for name, a in REGISTRY.items():
+        res = a.run(inp)
+        fields.update(res.fields)
+        summaries[name], errors[name] = res.summary, res.errors
+    return dict(fields=fields, summaries=summaries, errors=errors,
+                metrics=metrics.score_all(fields, names, truth), n=len(names))
+
+
+@pytest.fixture(scope="session")
+def fmnist_bench(tmp_root):
+    return _bench_run(make_bench(tmp_root / "fm2000", "fmnist", n=2000, seed=0))
+
+
+@pytest.fixture(scope="session")
+def stamps_bench(tmp_root):
+    return _bench_run(make_bench(tmp_root / "stamps", "stamps", n=5000, seed=0))
+
+
+# goal minus margin at ~2,000 images (fmnist) / ~600 images (stamps)
+GOALS = {
+    "fmnist": dict(dup_f1=0.85, mislabel_precision=0.75, mislabel_recall=0.75,
+                   outlier_auroc=0.95, blur_f1=0.9, dark_f1=0.9, bright_f1=0.9,
+                   cluster_nmi=0.55, nesting=1.0),
+    "stamps": dict(dup_f1=0.85, mislabel_precision=0.55, mislabel_recall=0.55,
+                   outlier_auroc=0.95, blur_f1=0.9, dark_f1=0.9, bright_f1=0.9,
+                   cluster_nmi=0.6, nesting=1.0),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["fmnist", "stamps"])
+def test_benchmark_goals(which, request):
+    run = request.getfixturevalue(f"{which}_bench")
+    m = run["metrics"]
+    print(which, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in m.items()}))
+    failed = {k: (round(m[k], 3), g) for k, g in GOALS[which].items() if not m[k] >= g}
+    assert not failed, f"{which}: below goal {failed}"
+    assert not any(run["errors"].values())
+
+
+@pytest.mark.slow
+def test_benchmark_value_ranges(fmnist_bench):
+    f, n = fmnist_bench["fields"], fmnist_bench["n"]
+    for name in CONFIDENCES:
+        v = np.array([np.nan if x is None else x for x in f[name]], float)
+        assert len(v) == n and np.nanmin(v) >= 0 and np.nanmax(v) <= 1, name
+    assert all(isinstance(x, bool) for x in f["vc_duplicate"])
+    groups = [g for g in f["vc_dup_group"] if g is not None]
+    # one kept item per group, the group id is the kept item's id
+    kept = {g for g, d in zip(f["vc_dup_group"], f["vc_duplicate"]) if g is not None and not d}
+    assert kept == set(groups)
+    json.dumps(fmnist_bench["summaries"])
+
+
+def test_duplicates_without_pixels_use_vectors():
+    inp = make_input(60)
+    v = inp.vectors.copy()
+    v[7] = v[3]
+    hashes = [None] * 60
+    hashes[10] = hashes[11] = "same-sha1"
+    f = REGISTRY["duplicates"].run(
+        AnalysisInput(ids=inp.ids, vectors=v, content_hashes=hashes)).fields
+    assert f["vc_dup_group"][3] == f["vc_dup_group"][7] is not None
+    assert f["vc_dup_group"][10] == f["vc_dup_group"][11] is not None
+    assert sum(f["vc_duplicate"]) == 2
