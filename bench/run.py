@@ -81,7 +81,47 @@ def section_video(quick):
         "compared; the ceiling is OpenCV grabbing every frame of the same file.\n\n" + body)
 
 
-SECTIONS = {"embeddings": section_embeddings, "video": section_video}
+def section_quality(quick):
+    """Our analyzers vs the peers on make_bench fmnist 5000 seed 0 and stamps seed 0, with the
+    same EfficientNet-Lite0 vectors for every method, default settings."""
+    import metrics
+    import peers
+    import quality
+
+    subprocess.run(["bash", str(BENCH / "peers_env.sh")], check=True)
+    sets = [("fmnist", 2000 if quick else 5000), ("stamps", 5000)]
+    ours, theirs, timing = {}, {}, []
+    for source, n in sets:
+        d = quality.build(WORK, source, n, 0)
+        t = time.perf_counter()
+        inp, names, truth = quality.load_input(d)
+        t_vec = time.perf_counter() - t
+        fields, _, _, times = quality.run_all(inp)
+        col = f"{source}-{len(names)}"
+        ours[col] = metrics.score_all(fields, names, truth)
+        ours_s = sum(v for k, v in times.items() if not k.endswith("_cpu"))
+        theirs[col] = peers.run_peers(d, inp.vectors)
+        ps = theirs[col]["seconds"]
+        timing.append(f"| {col} | {t_vec:.0f} | {ours_s:.1f} | "
+                      f"{ps.get('brain_near_duplicates', float('nan')):.1f} | "
+                      f"{ps.get('brain_uniqueness', float('nan')):.1f} | "
+                      f"{ps.get('fastdup', float('nan')):.1f} | "
+                      f"{ps.get('cleanvision', float('nan')):.1f} |")
+    body = ("Same images, same EfficientNet-Lite0 ImageNet vectors (bench/effnet.py) for every "
+            "method that takes vectors; fastdup also with its own model; cleanvision on the "
+            "pixels. Visual Curation at default settings; peers at their best threshold where "
+            "they have one (pair-level F1 for their duplicates, as they report pairs; our "
+            "duplicate F1 counts every pair inside each group, the stricter scoring).\n\n"
+            "### Visual Curation\n\n```\n" + metrics.format_table(ours) + "\n```\n\n"
+            "### Peers\n\n" + peers.table(theirs) + "\n\n"
+            "### Time (wall clock, s)\n\n| set | EffNet vectors (once, shared) | Visual "
+            "Curation: all six analyses | Brain near-dups | Brain uniqueness | fastdup (own "
+            "model, incl. features) | cleanvision |\n|---|---|---|---|---|---|---|\n"
+            + "\n".join(timing))
+    return "Quality against the peers", body
+
+
+SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video}
 
 
 def main():
