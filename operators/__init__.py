@@ -1,4 +1,13 @@
-"""App operators: thin wrappers over :mod:`visual_curation.core`."""
+"""App operators: thin wrappers over :mod:`visual_curation.core` and FiftyOne views.
+
+Each form checks its input in ``resolve_input`` (unknown or wrong-typed field, empty target,
+missing embeddings or analyses, a user's own field in the way) and explains what to do next, so
+``execute`` only runs what can succeed. Long runs (embeddings, analyses) are generators that
+report progress and may be delegated.
+
+The target (dataset / current view / selected samples) is FiftyOne's own: calling
+``ctx.target_view()`` in ``resolve_input`` makes FiftyOne add its target input to the form.
+"""
 from __future__ import annotations
 
 import fiftyone.operators as foo
@@ -7,7 +16,10 @@ import fiftyone.operators.types as types
 from . import common as oc
 
 ANALYSES = ("clusters", "duplicates", "uniqueness", "mislabels", "outliers", "quality")
+LABEL_ANALYSES = ("mislabels", "outliers")
 ISSUES = ("duplicate", "mislabel", "outlier", "blur", "dark", "bright")
+SIMILARITY_FIELD = "vc_similarity"
+MAX_K = 10000
 
 
 def _core():
@@ -17,29 +29,86 @@ def _core():
 
 
 def _default_model(dataset):
-    from ..core import runs as vcr
-
     best = None
-    for key in vcr.ours(dataset, vcr.METHOD_EMBEDDINGS):
-        conf = vcr.load_config(dataset, key) or {}
-        if conf.get("embeddings_field"):
-            continue
-        ts = dataset.get_run_info(key).timestamp
-        if best is None or ts > best[0]:
+    for conf in oc.embeddings_runs(dataset, need_clip=True):
+        key = conf.get("model_key")
+        ts = None
+        try:
+            from ..core.embeddings import embeddings_run_key
+
+            ts = dataset.get_run_info(embeddings_run_key(key, conf.get("kind"))).timestamp
+        except Exception:  # noqa: BLE001
+            pass
+        if best is None or (ts is not None and (best[0] is None or ts > best[0])):
             best = (ts, conf)
     if best:
         return best[1].get("model") or "ViT-B-32", best[1].get("pretrained")
     return "ViT-B-32", "laion2b_s34b_b79k"
 
 
-def _embeddings_runs(dataset, patches_field=None):
-    from ..core import runs as vcr
-    from ..core.store import kind_for
+def _target(ctx, inputs):
+    """``ctx.target_view()`` (which adds FiftyOne's target input to the form), or None after
+    showing why there is nothing to run on."""
+    if ctx.dataset is None:
+        oc.error_form(inputs, "Open a dataset first")
+        return None
+    view = ctx.target_view()
+    if len(view) == 0:
+        oc.error_form(inputs, "The target is empty: choose a target (dataset, current view or "
+                              "selected samples) that has samples.")
+        return None
+    if ctx.dataset.media_type == "video":
+        oc.error_form(inputs, "Video dataset: extract its core frames first "
+                              "(visual_curation.extract_core_frames), then embed those.")
+        return None
+    return view
 
-    kind = kind_for(patches_field)
-    return [vcr.load_config(dataset, k) for k in vcr.ours(dataset, vcr.METHOD_EMBEDDINGS)
-            if (vcr.load_config(dataset, k) or {}).get("kind") == kind]
 
+def _patches_param(ctx):
+    """The Detections field of an Object-view run (its form default: the first one)."""
+    if ctx.params.get("kind") != "objects":
+        return None
+    given = ctx.params.get("patches_field")
+    if given:
+        return given
+    dets = oc.detection_fields(ctx.dataset)
+    return dets[0] if dets else None
+
+
+def _model_params(ctx):
+    """``(model, pretrained)`` as the form shows them (defaults: the last CLIP model used)."""
+    model, pretrained = _default_model(ctx.dataset)
+    model = str(ctx.params.get("model", model) or "").strip()
+    pretrained = str(ctx.params.get("pretrained", pretrained) or "").strip() or None
+    return model, pretrained
+
+
+def _kind_choice(inputs, ctx, label):
+    """The image / object view radio and, for objects, the Detections field. Returns
+    ``(patches_field or None, ok)``."""
+    kind = types.RadioGroup(orientation="horizontal")
+    kind.add_choice("images", label="Image view")
+    kind.add_choice("objects", label="Object view (detection crops)")
+    inputs.enum("kind", kind.values(), default="images", label=label, view=kind)
+    if ctx.params.get("kind") != "objects":
+        return None, True
+    dets = oc.detection_fields(ctx.dataset)
+    if not dets:
+        oc.error_form(inputs, "Object view needs a Detections field on the dataset; choose "
+                              "Image view.")
+        return None, False
+    given = ctx.params.get("patches_field")
+    prop = oc.add_choice(inputs, "patches_field", dets, "Detections field", default=dets[0],
+                         extra=[given] if given else ())
+    if given and given not in dets:
+        import fiftyone.core.labels as fol
+
+        oc.invalid(inputs, prop, oc.label_field_problem(ctx.dataset, given, fol.Detections))
+        return None, False
+    return given or dets[0], True
+
+
+# ============================================================================== embeddings
 
 class ComputeEmbeddings(foo.Operator):
     @property
@@ -47,7 +116,8 @@ class ComputeEmbeddings(foo.Operator):
         return foo.OperatorConfig(
             name="compute_embeddings",
             label="Visual Curation: compute embeddings",
-            description="CLIP embeddings of images or object crops into LanceDB (incremental)",
+            description="CLIP embeddings of images or object crops into LanceDB (incremental: "
+                        "only new or changed files are embedded)",
             dynamic=True,
             execute_as_generator=True,
             allow_immediate_execution=True,
@@ -56,37 +126,37 @@ class ComputeEmbeddings(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if ctx.dataset is None:
-            oc.error_form(inputs, "Open a dataset first")
-            return types.Property(inputs)
-        view = ctx.target_view()
-        if len(view) == 0:
-            oc.error_form(inputs, "The target is empty: choose a view with samples")
+        view = _target(ctx, inputs)
+        if view is None:
             return types.Property(inputs, view=types.View(label="Compute embeddings"))
-        if ctx.dataset.media_type == "video":
-            oc.error_form(inputs, "Video dataset: run 'Visual Curation: extract core frames' "
-                                  "first, then embed the core frames")
-            return types.Property(inputs)
-        model, pretrained = _default_model(ctx.dataset)
-        inputs.str("model", default=model, required=True, label="Model",
-                   description="open_clip architecture (e.g. ViT-B-32), or 'demo' for the "
-                               "offline model shipped with the plugin")
-        inputs.str("pretrained", default=pretrained or "", required=False,
-                   label="Pretrained weights",
-                   description="open_clip tag (laion2b_s34b_b79k) or a local checkpoint path; "
-                               "ignored for 'demo'")
-        kind = types.RadioGroup(orientation="horizontal")
-        kind.add_choice("images", label="Image view")
-        kind.add_choice("objects", label="Object view (detection crops)")
-        inputs.enum("kind", kind.values(), default="images", label="Embed", view=kind)
-        if ctx.params.get("kind") == "objects":
-            dets = oc.detection_fields(ctx.dataset)
-            if not dets:
-                oc.error_form(inputs, "Object view needs a Detections field on the dataset")
-            else:
-                oc.add_choice(inputs, "patches_field", dets, "Detections field",
-                              default=dets[0], required=True)
-        inputs.int("batch_size", default=32, label="Batch size", required=True)
+        inputs.md("Embeds every image (or every box of a Detections field) of the target into "
+                  "LanceDB. Re-running embeds only what changed. Next step: **run analyses**.",
+                  name="vc_help")
+        default_model, default_pretrained = _default_model(ctx.dataset)
+        m = inputs.str("model", default=default_model, label="Model",
+                       description="open_clip architecture (ViT-B-32, ViT-L-14…), or 'demo' for "
+                                   "the offline model shipped with the plugin")
+        p = inputs.str("pretrained", default=default_pretrained or "", required=False,
+                       label="Pretrained weights",
+                       description="open_clip tag (laion2b_s34b_b79k) or a local checkpoint path; "
+                                   "leave empty for 'demo'")
+        model, pretrained = _model_params(ctx)
+        problem = oc.checkpoint_problem(model, pretrained)
+        if problem:
+            oc.invalid(inputs, p, problem)
+        if not model:
+            oc.invalid(inputs, m, "Give a model: 'demo', or an open_clip architecture")
+        patches, ok = _kind_choice(inputs, ctx, "Embed")
+        if not ok:
+            return types.Property(inputs, view=types.View(label="Compute embeddings"))
+        bs = inputs.int("batch_size", default=32, label="Batch size",
+                        description="Images per forward pass (lower it if memory runs out)")
+        if not isinstance(ctx.params.get("batch_size", 32), int) or \
+                not 1 <= ctx.params.get("batch_size", 32) <= 4096:
+            oc.invalid(inputs, bs, "Batch size must be a whole number from 1 to 4096")
+        conflict = oc.field_conflict(ctx.dataset, ["vc_error"])
+        if conflict:
+            oc.error_form(inputs, conflict)
         oc.delegation_choice(inputs, ctx, default_delegate=len(view) > 5000)
         return types.Property(inputs, view=types.View(label="Compute embeddings"))
 
@@ -97,26 +167,35 @@ class ComputeEmbeddings(foo.Operator):
         core = _core()
         view = ctx.target_view()
         p = ctx.params
-        bs = int(p.get("batch_size") or 32)
-        if bs < 1:
-            raise ValueError("Batch size must be at least 1")
-        patches = p.get("patches_field") if p.get("kind") == "objects" else None
+        patches = _patches_param(ctx)
+        model, pretrained = _model_params(ctx)
         result = yield from oc.run_with_progress(
             ctx, lambda progress: core.compute_embeddings(
-                view, model=p.get("model") or "ViT-B-32",
-                pretrained=p.get("pretrained") or None, patches_field=patches,
-                batch_size=bs, progress=progress),
+                view, model=model, pretrained=pretrained,
+                patches_field=patches, batch_size=int(p.get("batch_size") or 32),
+                progress=progress),
             "Embedding")
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
-            yield ctx.ops.notify(f"Embeddings: {result}. Next: run "
-                                 "'Visual Curation: run analyses'", variant="success")
+            yield ctx.ops.notify(f"Embeddings: {result}. Next: 'Visual Curation: run analyses'",
+                                 variant="success")
         return {"summary": str(result), "embedded": result.embedded, "errors": result.errors}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.str("summary", label="Result")
         return types.Property(outputs)
+
+
+# ============================================================================== analyses
+
+def _label_param(ctx):
+    """The label field of an Image-view analysis (its form default: the first Classification
+    field), or None."""
+    if "label_field" in ctx.params:
+        return ctx.params.get("label_field") or None
+    labels = oc.label_fields(ctx.dataset)
+    return labels[0] if labels else None
 
 
 class RunAnalyses(foo.Operator):
@@ -126,7 +205,7 @@ class RunAnalyses(foo.Operator):
             name="run_analyses",
             label="Visual Curation: run analyses",
             description="Clusters, duplicates, uniqueness, mislabels, outliers and image quality "
-                        "→ vc_ fields",
+                        "→ vc_ fields (filter the sidebar by vc_issues)",
             dynamic=True,
             execute_as_generator=True,
             allow_immediate_execution=True,
@@ -134,62 +213,93 @@ class RunAnalyses(foo.Operator):
         )
 
     def resolve_input(self, ctx):
+        form = types.View(label="Run analyses")
         inputs = types.Object()
-        if ctx.dataset is None:
-            oc.error_form(inputs, "Open a dataset first")
-            return types.Property(inputs)
-        view = ctx.target_view()
-        if len(view) == 0:
-            oc.error_form(inputs, "The target is empty: choose a view with samples")
-            return types.Property(inputs)
-        kind = types.RadioGroup(orientation="horizontal")
-        kind.add_choice("images", label="Image view")
-        kind.add_choice("objects", label="Object view (detections)")
-        inputs.enum("kind", kind.values(), default="images", label="Analyse", view=kind)
-        patches = None
-        if ctx.params.get("kind") == "objects":
-            dets = oc.detection_fields(ctx.dataset)
-            if not dets:
-                oc.error_form(inputs, "Object view needs a Detections field on the dataset")
-                return types.Property(inputs)
-            oc.add_choice(inputs, "patches_field", dets, "Detections field", default=dets[0],
-                          required=True)
-            patches = ctx.params.get("patches_field") or dets[0]
-        if not _embeddings_runs(ctx.dataset, patches):
-            oc.error_form(inputs, "No embeddings yet for this view kind: run 'Visual Curation: "
-                                  "compute embeddings' first")
-            return types.Property(inputs)
+        view = _target(ctx, inputs)
+        if view is None:
+            return types.Property(inputs, view=form)
+        inputs.md("Reads the embeddings and writes `vc_cluster_1..5`, `vc_dup_group`, "
+                  "`vc_duplicate`, `vc_uniqueness`, `vc_mislabel`, `vc_outlier`, `vc_blur`, "
+                  "`vc_dark`, `vc_bright` and `vc_issues` (the issues whose score ≥ its "
+                  "threshold).", name="vc_help")
+        patches, ok = _kind_choice(inputs, ctx, "Analyse")
+        if not ok:
+            return types.Property(inputs, view=form)
+        if not oc.embeddings_runs(ctx.dataset, patches):
+            oc.error_form(inputs, oc.missing_embeddings_message(patches))
+            return types.Property(inputs, view=form)
+
+        label_field = patches
         if patches is None:
+            import fiftyone.core.labels as fol
+
             labels = oc.label_fields(ctx.dataset)
-            oc.add_choice(inputs, "label_field", [""] + labels, "Label field",
-                          description="Classification field for mislabels and outliers "
-                                      "(empty: skip them)",
-                          default=labels[0] if labels else "")
-        analyses = types.Dropdown(multiple=True, label="Analyses")
+            given = ctx.params.get("label_field")
+            prop = oc.add_choice(
+                inputs, "label_field", [("", "(none: skip mislabels and outliers)")] + labels,
+                "Label field", description="Classification field for mislabels and outliers",
+                default=labels[0] if labels else "", extra=[given] if given else ())
+            label_field = given if given is not None else (labels[0] if labels else "")
+            if label_field and label_field not in labels:
+                oc.invalid(inputs, prop, oc.label_field_problem(
+                    ctx.dataset, label_field, fol.Classification,
+                    hint=" (for Detections, choose Object view)"))
+                return types.Property(inputs, view=form)
+
+        default = [a for a in ANALYSES if label_field or a not in LABEL_ANALYSES]
+        dd = types.Dropdown(multiple=True, label="Analyses")
         for a in ANALYSES:
-            analyses.add_choice(a, label=a)
-        inputs.list("analyses", types.String(), default=list(ANALYSES), label="Analyses",
-                    description="Mislabels and outliers need a label field", view=analyses)
+            dd.add_choice(a, label=a)
+        prop = inputs.list("analyses", types.String(), default=default, label="Analyses",
+                           description="All by default; mislabels and outliers need a label "
+                                       "field", view=dd)
+        chosen = ctx.params.get("analyses", default) or []
+        unknown = [a for a in chosen if a not in ANALYSES]
+        if unknown:
+            oc.invalid(inputs, prop, f"Unknown analyses {unknown}: choose among "
+                                     f"{', '.join(ANALYSES)}")
+        elif not chosen:
+            oc.invalid(inputs, prop, "Choose at least one analysis")
+        elif not label_field and all(a in LABEL_ANALYSES for a in chosen):
+            oc.invalid(inputs, prop, "Mislabels and outliers need a label field: choose one, "
+                                     "or add other analyses")
+        elif not label_field and any(a in LABEL_ANALYSES for a in chosen):
+            inputs.view("vc_skip", types.Notice(
+                label="Mislabels and outliers will be skipped: no label field"))
+
         th = types.Object()
         for issue in ISSUES:
             if issue != "duplicate":
-                th.float(issue, default=0.5, label=f"{issue} threshold", min=0.0, max=1.0)
-        inputs.define_property("thresholds", th, label="Thresholds for vc_issues")
+                th.float(issue, default=0.5, label=f"{issue}", min=0.0, max=1.0,
+                         description=f"vc_issues gets '{issue}' when vc_{issue} ≥ this")
+        inputs.define_property("thresholds", th, label="Thresholds for vc_issues",
+                               description="Scores are confidences in [0, 1]; 0.5 by default")
+
+        from ..core.analyze import DESCRIPTIONS
+
+        prefix = ""
+        if patches:
+            from ..core.fields import _label_list_path
+
+            prefix = _label_list_path(ctx.dataset, patches) + "."
+        conflict = oc.field_conflict(ctx.dataset, list(DESCRIPTIONS), prefix=prefix)
+        if conflict:
+            oc.error_form(inputs, conflict)
         oc.delegation_choice(inputs, ctx, default_delegate=len(view) > 50000)
-        return types.Property(inputs, view=types.View(label="Run analyses"))
+        return types.Property(inputs, view=form)
 
     def resolve_delegation(self, ctx):
-        return oc.resolve_delegation(ctx, big=50000)
+        return oc.resolve_delegation(ctx)
 
     def execute(self, ctx):
         core = _core()
         view = ctx.target_view()
         p = ctx.params
-        patches = p.get("patches_field") if p.get("kind") == "objects" else None
-        label_field = patches if patches else (p.get("label_field") or None)
+        patches = _patches_param(ctx)
+        label_field = patches or _label_param(ctx)
         analyses = [a for a in (p.get("analyses") or ANALYSES) if a in ANALYSES]
         if not label_field:
-            analyses = [a for a in analyses if a not in ("mislabels", "outliers")]
+            analyses = [a for a in analyses if a not in LABEL_ANALYSES]
         thresholds = {k: float(v) for k, v in (p.get("thresholds") or {}).items()
                       if k in ISSUES and v is not None}
         summary = yield from oc.run_with_progress(
@@ -197,121 +307,47 @@ class RunAnalyses(foo.Operator):
                 view, label_field=label_field, patches_field=patches, analyses=analyses,
                 thresholds=thresholds, progress=progress),
             "Analysing")
+        if not patches:
+            oc.declare_issue_list_type(ctx.dataset)
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
-            yield ctx.ops.notify("Analyses done: filter the sidebar by vc_issues, or open the "
-                                 "Visual Curation panel", variant="success")
+            issues = ", ".join(f"{k}: {v}" for k, v in (summary.get("issues") or {}).items())
+            yield ctx.ops.notify(f"Analyses done ({issues}). Filter the sidebar by vc_issues, "
+                                 "or open the Visual Curation panel", variant="success")
         return {"issues": summary.get("issues", {}), "seconds": summary.get("seconds")}
 
 
-
-
-class FindSimilar(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="find_similar",
-            label="Visual Curation: find similar",
-            description="Nearest samples to the selection, a crop region, an uploaded image or "
-                        "a cluster",
-            dynamic=True,
-        )
-
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        if ctx.dataset is None:
-            oc.error_form(inputs, "Open a dataset first")
-            return types.Property(inputs)
-        src = types.RadioGroup()
-        src.add_choice("selected", label="Selected samples")
-        src.add_choice("selected_labels", label="Selected objects (patches view)")
-        src.add_choice("region", label="A region of the current sample")
-        src.add_choice("upload", label="An uploaded image")
-        src.add_choice("cluster", label="A cluster")
-        default = "selected_labels" if ctx.selected_labels else "selected"
-        inputs.enum("source", src.values(), default=default, label="Query", view=src)
-        source = ctx.params.get("source", default)
-        if source == "selected" and not ctx.selected:
-            inputs.view("hint", types.Warning(label="Select one or more samples in the grid"))
-        if source == "selected_labels" and not ctx.selected_labels:
-            inputs.view("hint", types.Warning(label="Select objects in a patches view"))
-        if source == "region":
-            inputs.str("sample_id", label="Sample id", required=not ctx.current_sample,
-                       default=ctx.current_sample or "")
-            inputs.list("box", types.Number(), required=True, label="Box [x, y, w, h]",
-                        description="relative coordinates in [0, 1]",
-                        default=[0.25, 0.25, 0.5, 0.5])
-        if source == "upload":
-            inputs.obj("file", label="Image file", required=True,
-                       view=types.FileView(label="Image (PNG, JPEG, WebP; ≤ 20 MB)"))
-        if source == "cluster":
-            inputs.int("level", default=1, min=1, max=5, label="Granularity (1-5)")
-            inputs.int("cluster", required=True, label="Cluster id")
-        inputs.int("k", default=50, min=1, max=10000, label="Number of results")
-        return types.Property(inputs, view=types.View(label="Find similar"))
-
-    def execute(self, ctx):
-        from ..core import similarity as vcs
-
-        p = ctx.params
-        k = int(p.get("k") or 50)
-        source = p.get("source", "selected")
-        dataset = ctx.dataset
-        view = ctx.dataset.view()
-        kw = {}
-        patches = None
-        if source == "selected":
-            if not ctx.selected:
-                raise ValueError("Select one or more samples first")
-            kw["sample_id"] = list(ctx.selected)
-        elif source == "selected_labels":
-            if not ctx.selected_labels:
-                raise ValueError("Select objects in a patches view first")
-            patches = ctx.selected_labels[0]["field"]
-            kw["sample_id"] = [lab["label_id"] for lab in ctx.selected_labels]
-        elif source == "region":
-            box = [float(v) for v in (p.get("box") or [])]
-            if len(box) != 4 or not all(0 <= v <= 1 for v in box) or box[2] <= 0 or box[3] <= 0:
-                raise ValueError("The box must be [x, y, w, h] in relative coordinates (0-1)")
-            kw["sample_id"] = p.get("sample_id") or ctx.current_sample
-            kw["box"] = box
-        elif source == "upload":
-            kw["image"] = _uploaded_image(p.get("file"))
-        elif source == "cluster":
-            level = int(p.get("level") or 1)
-            if not 1 <= level <= 5:
-                raise ValueError("Granularity must be 1-5")
-            members = dataset.match({f"vc_cluster_{level}": int(p["cluster"])}).values("id")
-            if not members:
-                raise ValueError("No samples in that cluster")
-            kw["sample_id"] = members[:1000]
-        result = vcs.find_similar(view, k=k, patches_field=patches, dist_field="vc_similarity",
-                                  **kw)
-        ctx.ops.reload_dataset()
-        ctx.ops.set_view(view=result)
-        return {"count": len(result)}
-
+# ============================================================================== similarity
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+DEFAULT_BOX = [0.25, 0.25, 0.5, 0.5]
+UPLOAD_TYPES = ".png,.jpg,.jpeg,.webp,.gif,.bmp,.tif,.tiff"
 
 
 def _uploaded_image(file):
-    """The FileView payload → a PIL image, size- and type-checked."""
+    """The FileView payload (an ``UploadedFile`` dict, or a bare base64 string) → a PIL image,
+    size- and type-checked. Raises ``ValueError`` with a readable message."""
     import base64
+    import binascii
     import io
 
     from PIL import Image
 
     from ..core import images as vci
 
-    if not file or not isinstance(file, dict) or not file.get("content"):
+    content = file.get("content") if isinstance(file, dict) else file
+    if not content or not isinstance(content, str):
         raise ValueError("Choose an image file to upload")
-    content = file["content"]
-    if isinstance(content, str) and "," in content[:100]:
+    if isinstance(file, dict) and file.get("size") and int(file["size"]) > MAX_UPLOAD_BYTES:
+        raise ValueError("The uploaded file is larger than 20 MB")
+    if content.startswith("data:") and "," in content[:200]:
         content = content.split(",", 1)[1]
     if len(content) > MAX_UPLOAD_BYTES * 4 // 3 + 16:
         raise ValueError("The uploaded file is larger than 20 MB")
-    data = base64.b64decode(content, validate=False)
+    try:
+        data = base64.b64decode(content, validate=False)
+    except (binascii.Error, ValueError):
+        raise ValueError("The uploaded file could not be read (not base64 content)") from None
     if len(data) > MAX_UPLOAD_BYTES:
         raise ValueError("The uploaded file is larger than 20 MB")
     try:
@@ -326,6 +362,193 @@ def _uploaded_image(file):
         raise ValueError(f"The uploaded image cannot be used: {e}") from e
 
 
+def _check_box(box):
+    try:
+        box = [float(v) for v in (box or [])]
+    except (TypeError, ValueError):
+        return None
+    if len(box) != 4 or not all(0 <= v <= 1 for v in box) or box[2] <= 0 or box[3] <= 0 \
+            or box[0] + box[2] > 1 + 1e-6 or box[1] + box[3] > 1 + 1e-6:
+        return None
+    return box
+
+
+def _valid_id(value):
+    from ..core import config as cfg
+
+    try:
+        return cfg.check_id(value)
+    except ValueError:
+        return None
+
+
+def _k_input(inputs, ctx, default):
+    prop = inputs.int("k", default=default, min=1, max=MAX_K, label="Number of results",
+                      description="The grid shows this many nearest samples, nearest first")
+    k = ctx.params.get("k", default)
+    if not isinstance(k, int) or not 1 <= k <= MAX_K:
+        oc.invalid(inputs, prop, f"Number of results must be a whole number from 1 to {MAX_K}")
+
+
+class FindSimilar(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="find_similar",
+            label="Visual Curation: find similar",
+            description="Nearest samples to the selected samples or objects, a crop region, an "
+                        "uploaded image or a cluster → the grid, nearest first",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        form = types.View(label="Find similar")
+        inputs = types.Object()
+        if ctx.dataset is None:
+            oc.error_form(inputs, "Open a dataset first")
+            return types.Property(inputs, view=form)
+        src = types.RadioGroup()
+        src.add_choice("selected", label="Selected samples",
+                       description="Their mean embedding is the query")
+        src.add_choice("selected_labels", label="Selected objects",
+                       description="Objects selected in a patches view (Object view embeddings)")
+        src.add_choice("region", label="A region of a sample",
+                       description="A box [x, y, w, h] of the sample open in the modal")
+        src.add_choice("upload", label="An uploaded image")
+        src.add_choice("cluster", label="A cluster", description="Its members' mean embedding")
+        if _selected_objects(ctx)[1]:
+            default = "selected_labels"
+        elif ctx.selected:
+            default = "selected"
+        elif ctx.current_sample:
+            default = "region"
+        else:
+            default = "selected"
+        inputs.enum("source", src.values(), default=default, label="Query", view=src)
+        source = ctx.params.get("source", default)
+
+        patches = None
+        if source == "selected_labels":
+            patches, label_ids = _selected_objects(ctx)
+            if not label_ids:
+                oc.error_form(inputs, "Select objects first: in a patches view of a Detections "
+                                      "field, tick the patches (or click objects in the "
+                                      "modal), then run this again")
+                return types.Property(inputs, view=form)
+        need_clip = source in ("region", "upload")
+        if not oc.embeddings_runs(ctx.dataset, patches, need_clip=need_clip):
+            oc.error_form(inputs, oc.missing_embeddings_message(patches, need_clip))
+            return types.Property(inputs, view=form)
+
+        # where to search: never "the selection" (that is the query)
+        if source != "selected_labels":
+            inputs.view_target(ctx, allow_selected_samples=False, action_description="Search")
+            if len(ctx.target_view()) == 0:
+                oc.error_form(inputs, "The target is empty: search the dataset, or a current "
+                                      "view that has samples.")
+                return types.Property(inputs, view=form)
+
+        if source == "selected" and not ctx.selected:
+            oc.error_form(inputs, "Select one or more samples in the grid first (tick their "
+                                  "checkboxes), then run this again")
+        elif source == "region":
+            prop = inputs.str("sample_id", label="Sample id",
+                              default=ctx.current_sample or "",
+                              description="The sample open in the modal, by default")
+            sid = ctx.params.get("sample_id", ctx.current_sample or "")
+            if not sid:
+                oc.invalid(inputs, prop, "Open a sample (or give its id) to search by a region")
+            elif not _valid_id(sid) or len(ctx.dataset.select(sid)) == 0:
+                oc.invalid(inputs, prop, f"No sample with id {str(sid)[:40]!r} in this dataset")
+            bprop = inputs.list("box", types.Number(), label="Box [x, y, w, h]",
+                                description="relative coordinates in [0, 1]",
+                                default=DEFAULT_BOX)
+            if _check_box(ctx.params.get("box", DEFAULT_BOX)) is None:
+                oc.invalid(inputs, bprop, "The box must be four numbers [x, y, w, h] in [0, 1] "
+                                          "with w, h > 0, inside the image")
+        elif source == "upload":
+            prop = inputs.define_property(
+                "file", types.UploadedFile(), label="Image file", required=True,
+                view=types.FileView(label="Image (PNG, JPEG, WebP, GIF, BMP, TIFF; ≤ 20 MB)",
+                                    max_size=MAX_UPLOAD_BYTES, types=UPLOAD_TYPES,
+                                    max_size_error_message="The file is larger than 20 MB"))
+            if ctx.params.get("file"):
+                try:
+                    _uploaded_image(ctx.params["file"])
+                except ValueError as e:
+                    oc.invalid(inputs, prop, str(e))
+        elif source == "cluster":
+            lprop = inputs.int("level", default=1, min=1, max=5, label="Granularity (1-5)",
+                               description="1 loosest … 5 strictest")
+            cprop = inputs.int("cluster", required=True, label="Cluster id",
+                               description="A value of vc_cluster_<granularity>")
+            level = ctx.params.get("level", 1)
+            if not isinstance(level, int) or not 1 <= level <= 5:
+                oc.invalid(inputs, lprop, "Granularity must be 1, 2, 3, 4 or 5")
+            elif not oc.has_sample_field(ctx.dataset, f"vc_cluster_{level}"):
+                oc.error_form(inputs, oc.missing_analysis_message(f"vc_cluster_{level}",
+                                                                  "clusters"))
+            elif ctx.params.get("cluster") is not None and not _cluster_members(
+                    ctx.dataset, level, ctx.params["cluster"], limit=1):
+                oc.invalid(inputs, cprop, f"No samples in cluster {ctx.params['cluster']} at "
+                                          f"granularity {level}")
+        _k_input(inputs, ctx, 50)
+        return types.Property(inputs, view=form)
+
+    def execute(self, ctx):
+        from ..core import similarity as vcs
+
+        p = ctx.params
+        k = int(p.get("k") or 50)
+        source = p.get("source", "selected")
+        kw = {}
+        patches = None
+        if source == "selected_labels":
+            patches, kw["sample_id"] = _selected_objects(ctx)
+            collection = ctx.dataset  # the patches view is rebuilt from the dataset
+        else:
+            collection = ctx.target_view()
+            if source == "selected":
+                kw["sample_id"] = list(ctx.selected)
+            elif source == "region":
+                kw["sample_id"] = p.get("sample_id") or ctx.current_sample
+                kw["box"] = _check_box(p.get("box", DEFAULT_BOX))
+            elif source == "upload":
+                kw["image"] = _uploaded_image(p.get("file"))
+            elif source == "cluster":
+                kw["sample_id"] = _cluster_members(ctx.dataset, int(p.get("level") or 1),
+                                                   p.get("cluster"), limit=1000)
+        result = vcs.find_similar(collection, k=k, patches_field=patches,
+                                  dist_field=SIMILARITY_FIELD, **kw)
+        if patches:
+            # core builds the patches before writing the distances onto the detections, and a
+            # patches view keeps the copy it was built from: regenerate it so that the grid
+            # shows vc_similarity (patch ids are the label ids, so the order is kept)
+            result = ctx.dataset.to_patches(patches).select(result.values("id"), ordered=True)
+        ctx.ops.reload_dataset()
+        ctx.ops.set_view(view=result)
+        return {"count": len(result)}
+
+
+def _selected_objects(ctx):
+    """``(Detections field, label ids)`` of the selected objects: labels selected in the App, or
+    patches ticked in a patches view (a patch's id is its label's id)."""
+    labels = ctx.selected_labels or []
+    if labels:
+        field = labels[0].get("field")
+        return field, [lab["label_id"] for lab in labels if lab.get("field") == field]
+    view = ctx.view
+    if ctx.selected and getattr(view, "_is_patches", False):
+        return getattr(view, "patches_field", None), list(ctx.selected)
+    return None, []
+
+
+def _cluster_members(dataset, level, cluster, limit=1000):
+    from fiftyone import ViewField as F
+
+    return dataset.match(F(f"vc_cluster_{int(level)}") == cluster).limit(limit).values("id")
+
+
 class TextSearch(foo.Operator):
     @property
     def config(self):
@@ -337,31 +560,336 @@ class TextSearch(foo.Operator):
         )
 
     def resolve_input(self, ctx):
+        form = types.View(label="Text search")
         inputs = types.Object()
         if ctx.dataset is None:
             oc.error_form(inputs, "Open a dataset first")
-            return types.Property(inputs)
-        if not [c for c in _embeddings_runs(ctx.dataset) if not c.get("embeddings_field")]:
-            oc.error_form(inputs, "Text search needs CLIP embeddings: run 'Visual Curation: "
-                                  "compute embeddings' first")
-            return types.Property(inputs)
-        inputs.str("text", required=True, label="Prompt",
-                   description='e.g. "a photo of a sneaker"')
-        inputs.int("k", default=100, min=1, max=10000, label="Number of results")
-        return types.Property(inputs, view=types.View(label="Text search"))
+            return types.Property(inputs, view=form)
+        if not oc.embeddings_runs(ctx.dataset, need_clip=True):
+            oc.error_form(inputs, oc.missing_embeddings_message(need_clip=True))
+            return types.Property(inputs, view=form)
+        # FiftyOne adds its target input: search the dataset, the current view or a selection
+        if len(ctx.target_view()) == 0:
+            oc.error_form(inputs, "The target is empty: choose a target (dataset, current view "
+                                  "or selected samples) that has samples.")
+            return types.Property(inputs, view=form)
+        prop = inputs.str("text", required=True, label="Prompt",
+                          description='What to look for, e.g. "a photo of a sneaker"')
+        if ctx.params.get("text") is not None and not str(ctx.params["text"]).strip():
+            oc.invalid(inputs, prop, "Type a prompt")
+        _k_input(inputs, ctx, 100)
+        return types.Property(inputs, view=form)
 
     def execute(self, ctx):
         from ..core import similarity as vcs
 
         text = (ctx.params.get("text") or "").strip()
-        if not text:
-            raise ValueError("Type a prompt")
         k = int(ctx.params.get("k") or 100)
-        view = vcs.find_similar(ctx.view, text=text[:1000], k=k, dist_field="vc_similarity")
+        view = vcs.find_similar(ctx.target_view(), text=text[:1000], k=k,
+                                dist_field=SIMILARITY_FIELD)
         ctx.ops.reload_dataset()
         ctx.ops.set_view(view=view)
         return {"count": len(view)}
 
+
+# ============================================================================== curation views
+
+def _view_name_input(inputs, ctx, name, label, default, exists, what):
+    prop = inputs.str(name, label=label, default=default)
+    value = str(ctx.params.get(name, default) or "").strip()
+    if not value:
+        oc.invalid(inputs, prop, f"Give the {what} a name")
+    elif exists(value):
+        oc.invalid(inputs, prop, f"A {what} named {value!r} already exists: choose another name")
+    return prop
+
+
+def _default_count(view):
+    return max(1, len(view) // 2)
+
+
+class SelectUniques(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="select_uniques",
+            label="Visual Curation: select unique samples",
+            description="Keep the N most unique samples (vc_uniqueness), or those scoring at "
+                        "least a threshold, as the grid (optionally a saved view)",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        form = types.View(label="Select unique samples")
+        inputs = types.Object()
+        view = _target(ctx, inputs)
+        if view is None:
+            return types.Property(inputs, view=form)
+        if not oc.has_sample_field(ctx.dataset, "vc_uniqueness"):
+            oc.error_form(inputs, oc.missing_analysis_message("vc_uniqueness", "uniqueness"))
+            return types.Property(inputs, view=form)
+        mode = types.RadioGroup(orientation="horizontal")
+        mode.add_choice("top", label="The N most unique")
+        mode.add_choice("threshold", label="Uniqueness ≥ a threshold")
+        inputs.enum("mode", mode.values(), default="top", label="Keep", view=mode)
+        if ctx.params.get("mode", "top") == "threshold":
+            prop = inputs.float("threshold", default=0.5, min=0.0, max=1.0,
+                                label="Minimum uniqueness",
+                                description="0 highly redundant … 1 highly unique")
+            t = ctx.params.get("threshold", 0.5)
+            if not isinstance(t, (int, float)) or not 0 <= t <= 1:
+                oc.invalid(inputs, prop, "The threshold must be a number from 0 to 1")
+        else:
+            n_default = _default_count(view)
+            prop = inputs.int("count", default=n_default, min=1,
+                              label="How many", description=f"Of the {len(view)} target samples")
+            n = ctx.params.get("count", n_default)
+            if not isinstance(n, int) or n < 1:
+                oc.invalid(inputs, prop, "How many must be a whole number ≥ 1")
+        inputs.bool("save", default=False, label="Also save it as a saved view")
+        if ctx.params.get("save"):
+            _view_name_input(inputs, ctx, "view_name", "Saved view name", "unique samples",
+                             ctx.dataset.has_saved_view, "saved view")
+        return types.Property(inputs, view=form)
+
+    def execute(self, ctx):
+        from fiftyone import ViewField as F
+
+        p = ctx.params
+        target = ctx.target_view()
+        base = target.exists("vc_uniqueness")
+        if p.get("mode", "top") == "threshold":
+            view = base.match(F("vc_uniqueness") >= float(p.get("threshold", 0.5)))
+            view = view.sort_by("vc_uniqueness", reverse=True)
+        else:
+            n = int(p.get("count", _default_count(target)))
+            view = base.sort_by("vc_uniqueness", reverse=True).limit(n)
+        saved = None
+        if p.get("save"):
+            saved = str(p.get("view_name", "unique samples") or "").strip()
+            ctx.dataset.save_view(saved, view,
+                                  description="Visual Curation: the most unique samples")
+            ctx.ops.set_view(name=saved)
+        else:
+            ctx.ops.set_view(view=view)
+        return {"count": len(view), "saved_view": saved}
+
+
+def _clean_name(ctx):
+    if ctx.params.get("output", "saved_view") == "new_dataset":
+        return f"{ctx.dataset.name}-clean"
+    return "clean"
+
+
+class CleanDataset(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="clean_dataset",
+            label="Visual Curation: clean dataset",
+            description="Drop duplicate copies and samples with chosen issues → a saved view or "
+                        "a new dataset (originals are kept unless you tick the delete box)",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        form = types.View(label="Clean dataset")
+        inputs = types.Object()
+        view = _target(ctx, inputs)
+        if view is None:
+            return types.Property(inputs, view=form)
+        if not oc.has_sample_field(ctx.dataset, "vc_issues"):
+            oc.error_form(inputs, "No 'vc_issues' field yet: run 'Visual Curation: run "
+                                  "analyses' first.")
+            return types.Property(inputs, view=form)
+        has_dups = oc.has_sample_field(ctx.dataset, "vc_duplicate")
+        inputs.bool("drop_duplicates", default=has_dups, label="Drop duplicate copies",
+                    description="Samples with vc_duplicate = True (each group keeps one)"
+                    if has_dups else "Run the 'duplicates' analysis first to use this")
+        dd = types.Dropdown(multiple=True, label="Drop samples with these issues")
+        for issue in ISSUES:
+            if issue != "duplicate":
+                dd.add_choice(issue, label=issue)
+        prop = inputs.list("issues", types.String(), default=[], label="Drop samples with "
+                           "these issues", description="Values of vc_issues", view=dd)
+        issues = ctx.params.get("issues") or []
+        bad = [i for i in issues if i not in ISSUES or i == "duplicate"]
+        if bad:
+            oc.invalid(inputs, prop, f"Unknown issues {bad}: choose among "
+                                     f"{', '.join(i for i in ISSUES if i != 'duplicate')}")
+        if ctx.params.get("drop_duplicates", has_dups) and not has_dups:
+            oc.error_form(inputs, oc.missing_analysis_message("vc_duplicate", "duplicates"))
+        elif not ctx.params.get("drop_duplicates", has_dups) and not issues:
+            oc.invalid(inputs, prop, "Nothing to drop: tick 'Drop duplicate copies' or choose "
+                                     "issues")
+
+        out = types.RadioGroup()
+        out.add_choice("saved_view", label="A saved view of the kept samples")
+        out.add_choice("new_dataset", label="A new dataset (clone of the kept samples)")
+        inputs.enum("output", out.values(), default="saved_view", label="Result", view=out)
+        if ctx.params.get("output", "saved_view") == "new_dataset":
+            import fiftyone as fo
+
+            _view_name_input(inputs, ctx, "name", "New dataset name", _clean_name(ctx),
+                             fo.dataset_exists, "dataset")
+        else:
+            _view_name_input(inputs, ctx, "name", "Saved view name", _clean_name(ctx),
+                             ctx.dataset.has_saved_view, "saved view")
+        inputs.bool("delete_originals", default=False,
+                    label="Also DELETE the dropped samples from this dataset",
+                    description="Cannot be undone. Leave unticked to keep every original.")
+        if ctx.params.get("delete_originals"):
+            inputs.view("vc_delete_warning", types.Warning(
+                label="The dropped samples will be deleted from this dataset"))
+        return types.Property(inputs, view=form)
+
+    def execute(self, ctx):
+        from fiftyone import ViewField as F
+
+        p = ctx.params
+        target = ctx.target_view()
+        conds = []
+        has_dups = ctx.dataset.has_sample_field("vc_duplicate")
+        if p.get("drop_duplicates", has_dups) and has_dups:
+            conds.append(F("vc_duplicate") == True)  # noqa: E712 - a MongoDB expression
+        issues = [i for i in (p.get("issues") or []) if i in ISSUES]
+        if issues:
+            conds.append(F("vc_issues").exists() & F("vc_issues").contains(issues))
+        drop = conds[0]
+        for c in conds[1:]:
+            drop = drop | c
+        kept = target.match(~drop)
+        dropped = target.match(drop)
+        n_dropped, n_kept = len(dropped), len(kept)
+        name = str(p.get("name", _clean_name(ctx)) or "").strip()
+        out = {"kept": n_kept, "dropped": n_dropped}
+        if p.get("output", "saved_view") == "new_dataset":
+            new = kept.clone(name, persistent=True)
+            out["dataset"] = new.name
+        else:
+            ctx.dataset.save_view(name, kept, description="Visual Curation: duplicates and "
+                                                           "issues removed")
+            out["saved_view"] = name
+        if p.get("delete_originals"):
+            ids = dropped.values("id")
+            ctx.dataset.delete_samples(ids)
+            out["deleted"] = len(ids)
+        ctx.ops.reload_dataset()
+        if "saved_view" in out:
+            ctx.ops.set_view(name=name)
+        else:
+            ctx.ops.notify(f"Kept {n_kept} samples in the new dataset {name!r} "
+                           f"({n_dropped} dropped)", variant="success")
+            ctx.ops.open_dataset(name)
+        return out
+
+
+def _split_defaults(ctx):
+    tags = sorted(t for t in ctx.dataset.distinct("tags") if t)
+    fields = oc.split_fields(ctx.dataset)
+    return tags, fields, ("tags" if tags and not fields else "field")
+
+
+def _default_split_tags(tags):
+    return [t for t in tags if t in ("train", "val", "validation", "test")] or tags
+
+
+class FindLeakage(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="find_leakage",
+            label="Visual Curation: find split leakage",
+            description="Near-duplicates that cross splits (a split field or tags): the "
+                        "duplicate groups that span two splits, as the grid",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        form = types.View(label="Find split leakage")
+        inputs = types.Object()
+        view = _target(ctx, inputs)
+        if view is None:
+            return types.Property(inputs, view=form)
+        if not oc.has_sample_field(ctx.dataset, "vc_dup_group"):
+            if oc.has_sample_field(ctx.dataset, "vc_duplicate"):
+                oc.error_form(inputs, "The last analysis found no near-duplicates "
+                                      "(vc_dup_group is empty): nothing can leak across splits",
+                              label="Nothing to find")
+            else:
+                oc.error_form(inputs, oc.missing_analysis_message("vc_dup_group",
+                                                                  "duplicates"))
+            return types.Property(inputs, view=form)
+        by = types.RadioGroup(orientation="horizontal")
+        by.add_choice("field", label="A split field")
+        by.add_choice("tags", label="Sample tags")
+        tags, fields, default_by = _split_defaults(ctx)
+        inputs.enum("split_by", by.values(), default=default_by, label="Splits are", view=by)
+        if ctx.params.get("split_by", default_by) == "tags":
+            dd = types.Dropdown(multiple=True, label="Split tags")
+            for t in tags:
+                dd.add_choice(t, label=t)
+            default = _default_split_tags(tags)
+            prop = inputs.list("split_tags", types.String(), default=default,
+                               label="Split tags", view=dd,
+                               description="Tags naming the splits (e.g. train, val, test)")
+            chosen = ctx.params.get("split_tags", default) or []
+            if not tags:
+                oc.error_form(inputs, "No sample tags on this dataset: tag the splits (train, "
+                                      "test…) or choose 'A split field'")
+            elif len(chosen) < 2:
+                oc.invalid(inputs, prop, "Choose at least two split tags")
+            elif any(t not in tags for t in chosen):
+                oc.invalid(inputs, prop, f"Unknown tags {[t for t in chosen if t not in tags]}")
+        else:
+            given = ctx.params.get("split_field")
+            prop = oc.add_choice(inputs, "split_field", fields, "Split field",
+                                 default=fields[0] if fields else None,
+                                 description="A field whose values are the splits",
+                                 extra=[given] if given else ())
+            if not fields and not given:
+                oc.error_form(inputs, "No string/int field that could name a split: add one "
+                                      "(e.g. 'split'), or use sample tags")
+            elif given and given not in fields:
+                kind = oc.field_kind(ctx.dataset, given)
+                oc.invalid(inputs, prop, f"The dataset has no field {given!r}" if kind is None
+                           else f"{given!r} holds {kind}: choose a string, integer or "
+                                "Classification field")
+        return types.Property(inputs, view=form)
+
+    def execute(self, ctx):
+        from fiftyone import ViewField as F
+
+        p = ctx.params
+        target = ctx.target_view()
+        grouped = target.exists("vc_dup_group")
+        tags, fields, default_by = _split_defaults(ctx)
+        if p.get("split_by", default_by) == "tags":
+            splits = set(p.get("split_tags", _default_split_tags(tags)) or [])
+            groups, tag_lists = grouped.values(["vc_dup_group", "tags"])
+            per_sample = [[t for t in (ts or []) if t in splits] for ts in tag_lists]
+        else:
+            field = p.get("split_field") or fields[0]
+            path = field
+            f = ctx.dataset.get_field(field)
+            if getattr(f, "document_type", None) is not None:
+                path = f"{field}.label"
+            groups, vals = grouped.values(["vc_dup_group", path])
+            per_sample = [[v] if v is not None else [] for v in vals]
+        spans = {}
+        for g, s in zip(groups, per_sample):
+            spans.setdefault(g, set()).update(s)
+        leaky = sorted((g for g, s in spans.items() if len(s) > 1), key=str)
+        view = grouped.match(F("vc_dup_group").is_in(leaky)).sort_by("vc_dup_group")
+        ctx.ops.set_view(view=view)
+        n = len(view)
+        ctx.ops.notify(f"{len(leaky)} duplicate groups span two or more splits ({n} samples)"
+                       if leaky else "No leakage: no duplicate group spans two splits",
+                       variant="warning" if leaky else "success")
+        return {"groups": len(leaky), "samples": n}
+
+
+# ============================================================================== cleanup
 
 class DeleteRun(foo.Operator):
     @property
@@ -375,25 +903,41 @@ class DeleteRun(foo.Operator):
         )
 
     def resolve_input(self, ctx):
+        form = types.View(label="Delete Visual Curation results")
         inputs = types.Object()
         if ctx.dataset is None:
             oc.error_form(inputs, "Open a dataset first")
-            return types.Property(inputs)
+            return types.Property(inputs, view=form)
         from ..core import fields as vcf
+        from ..core import runs as vcr
 
-        ours = vcf.our_fields(ctx.dataset)
+        ours, runs = vcf.our_fields(ctx.dataset), vcr.ours(ctx.dataset)
+        if not ours and not runs:
+            oc.error_form(inputs, "Nothing to delete: this dataset has no Visual Curation "
+                                  "results", label="Nothing to do")
+            return types.Property(inputs, view=form)
         inputs.view("what", types.Notice(
-            label=f"Deletes {len(ours)} Visual Curation fields, its run records and its LanceDB "
-                  "tables. Your own fields and samples are kept."))
-        inputs.bool("confirm", default=False, required=True, label="I understand")
-        return types.Property(inputs, view=types.View(label="Delete Visual Curation results"))
+            label=f"Deletes {len(ours)} Visual Curation fields, {len(runs)} run records and "
+                  "their LanceDB tables. Your own fields and samples are kept."))
+        prop = inputs.bool("confirm", default=False, required=True, label="I understand")
+        if not ctx.params.get("confirm"):
+            prop.invalid = True
+            prop.error_message = "Tick 'I understand' to delete"
+        return types.Property(inputs, view=form)
 
     def execute(self, ctx):
-        if not ctx.params.get("confirm"):
-            raise ValueError("Tick 'I understand' to delete")
         removed = _core().delete_run(ctx.dataset)
+        # a view or sidebar filter on a field that no longer exists would break the grid
+        stages = str(ctx.request_params.get("view") or "")
+        filters = ctx.request_params.get("filters") or {}
+        if "vc_" in stages:
+            ctx.ops.clear_view()
+        if any(str(k).startswith("vc_") for k in filters):
+            ctx.ops.clear_sidebar_filters()
         ctx.ops.reload_dataset()
-        return {"fields": len(removed["fields"]), "tables": len(removed["tables"])}
+        return {"fields": len(removed["fields"]), "runs": len(removed["runs"]),
+                "tables": len(removed["tables"])}
 
 
-OPERATORS = [ComputeEmbeddings, RunAnalyses, FindSimilar, TextSearch, DeleteRun]
+OPERATORS = [ComputeEmbeddings, RunAnalyses, FindSimilar, TextSearch, SelectUniques,
+             CleanDataset, FindLeakage, DeleteRun]

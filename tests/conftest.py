@@ -127,3 +127,74 @@ def detection_dataset(request):
 def artifacts():
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# -- appended for the operator and App tests (tests/test_operators.py, tests/e2e/) ------------
+# FiftyOne finds the plugin through FIFTYONE_PLUGINS_DIR (read when fiftyone is imported): use
+# the caller's folder when it lists this repository, else a temporary one that links to it.
+def _plugins_dir_with_this_repo():
+    current = os.environ.get("FIFTYONE_PLUGINS_DIR")
+    if current and Path(current).is_dir():
+        for entry in Path(current).iterdir():
+            try:
+                if entry.resolve() == REPO:
+                    return current
+            except OSError:
+                continue
+    folder = _TMP / "fiftyone-plugins"
+    folder.mkdir(exist_ok=True)
+    link = folder / "visual-curation"
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+    return str(folder)
+
+
+os.environ["FIFTYONE_PLUGINS_DIR"] = _plugins_dir_with_this_repo()
+
+PLUGIN_URI = "@visual-curation/curation"
+
+
+def run_operator(name, dataset=None, view=None, params=None, **ctx):
+    """Executes one of this plugin's operators headlessly, exactly as the SDK does
+    (``fiftyone.operators.execute_operator``); returns the ``ExecutionResult``."""
+    import fiftyone.operators as foo
+
+    return foo.execute_operator(f"{PLUGIN_URI}/{name}", ctx=dict(
+        dataset=dataset, view=view, params=params or {}, **ctx))
+
+
+def triggered(result, operator_name):
+    """The params of each ``ctx.ops.<operator_name>(...)`` an operator triggered."""
+    reqs = result.executor.to_json()["requests"] if result.executor else []
+    return [r.get("params") or {} for r in reqs if r.get("operator_uri") == operator_name]
+
+
+def load_bench_dataset_persistent(folder, name):
+    """:func:`load_bench_dataset`, but persistent from the first write: a FiftyOne process that
+    exits while it believes itself the database's only client deletes every non-persistent
+    dataset (``atexit``), and other sessions may share this test database. The App server
+    subprocess also needs it persistent. Delete it with ``_cleanup``."""
+    import fiftyone as fo
+
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = fo.Dataset.from_dir(dataset_dir=str(folder),
+                             dataset_type=fo.types.FiftyOneImageClassificationDataset,
+                             name=name, label_field="ground_truth", persistent=True)
+    truth = json.loads((Path(folder) / "truth.json").read_text())
+    ds.set_values("bench_truth_kind", [
+        _kind(truth.get(Path(p).name, {})) for p in ds.values("filepath")])
+    return ds, truth
+
+
+@pytest.fixture(scope="session")
+def vc_helpers():
+    """This module's helpers for tests in other folders (``import conftest`` is ambiguous once
+    tests/e2e/ has its own conftest): make_bench, load_bench_dataset(_persistent),
+    run_operator, triggered, cleanup."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(make_bench=make_bench, load_bench_dataset=load_bench_dataset,
+                           load_bench_dataset_persistent=load_bench_dataset_persistent,
+                           run_operator=run_operator, triggered=triggered, cleanup=_cleanup,
+                           plugin_uri=PLUGIN_URI)
