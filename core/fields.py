@@ -87,6 +87,13 @@ def set_sample_values(collection, values, descriptions=None, overwrite=False):
             continue
         if exists and not whole:
             raw.update_many({}, [{"$set": {tmp: "$" + name}}])
+        if any(isinstance(v, list) for v in vals) and all(
+                isinstance(x, str) for v in vals if isinstance(v, list) for x in v):
+            # declare list-of-strings fields up front: inferred from a first value of [] the
+            # element type would be unknown and the App could not filter the field
+            import fiftyone.core.fields as fof
+
+            dataset.add_sample_field(tmp, fof.ListField, subfield=fof.StringField)
         collection.set_values(tmp, vals)
         mark(dataset, tmp, (descriptions or {}).get(name))
         if exists:
