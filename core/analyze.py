@@ -129,7 +129,7 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
             analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
             uri=None, overwrite=False, force=False, **params):
     from .analyzers import REGISTRY
-    from .analyzers.base import AnalysisInput
+    from .analyzers.base import AnalysisInput, jsonable
     from .embeddings import compute_embeddings, import_embeddings
 
     t0 = time.time()
@@ -269,7 +269,7 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
                   patches_field=patches_field, embeddings=conf["table"],
                   model=conf.get("model_key"), thresholds=thresholds, params=run_params,
                   fields=[prefix + f for f in out]),
-             results=dict(summary=summary, details=_jsonable(summaries)))
+             results=dict(summary=summary, details=jsonable(summaries)))
     logger.info("analyze: %s", summary)
     return summary
 
@@ -280,18 +280,6 @@ def _plain(v):
     if isinstance(v, float) and np.isnan(v):
         return None
     return v
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def _write(collection, patches_field, ids, out, overwrite):
