@@ -26,23 +26,11 @@ os.environ.setdefault("VISUAL_CURATION_LANCEDB_URI", str(WORK / "lancedb"))
 sys.path.insert(0, str(BENCH))
 
 
-def make_bench(source, n, seed=0, **kw):
-    out = WORK / f"{source}-{n}-{seed}"
-    if not (out / "truth.json").exists():
-        script = REPO.parent / "shared" / "bench" / "make_bench.py"
-        script = Path(os.environ.get("VC_MAKE_BENCH", script))
-        args = [sys.executable, str(script), "--source", source, "--n", str(n), "--seed",
-                str(seed), "--out", str(out)]
-        for k, v in kw.items():
-            args += [f"--{k}", str(v)]
-        subprocess.run(args, check=True)
-    return out
-
-
 def section_embeddings(quick):
     import bench_embeddings as be
+    import quality
 
-    folder = make_bench("fmnist", 2000)
+    folder = quality.build(WORK, "fmnist", 2000, 0)
     rows = [be.run(folder, "demo", None, 1000 if quick else 2000),
             be.run(folder, "ViT-B-32", None, 128 if quick else 384)]
     return ("Embedding throughput",
