@@ -10,7 +10,9 @@ from pathlib import Path
 
 # FiftyOne reads its config at import: set everything before anything imports it.
 _TMP = Path(tempfile.mkdtemp(prefix="vc-tests-"))
-os.environ["FIFTYONE_DATABASE_NAME"] = "visual-curation-tests"
+# VC_TEST_DB_SUFFIX lets two test runs share one machine; never a user's own database name.
+os.environ["FIFTYONE_DATABASE_NAME"] = "visual-curation-tests" + (
+    "-" + os.environ["VC_TEST_DB_SUFFIX"] if os.environ.get("VC_TEST_DB_SUFFIX") else "")
 os.environ["VISUAL_CURATION_LANCEDB_URI"] = str(_TMP / "lancedb")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
