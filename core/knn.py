@@ -10,6 +10,10 @@ float32 (64 MiB by default) plus the ``(N, k)`` results, whatever N is. ``vector
 ``np.memmap``; it is read chunk by chunk.
 
 Ties are broken by the smaller index, so results are deterministic.
+
+``ivf_knn`` is the approximate graph for large N (an inverted-file index: k-means cells, each item
+searched in its ``n_probe`` nearest cells, all by blocked matrix products), and ``knn_graph``
+picks exact or IVF by size.
 """
 from __future__ import annotations
 
@@ -96,6 +100,147 @@ def knn(vectors, k: int, block: int | None = None, chunk: int | None = None):
     n = len(vectors)
     k = max(0, min(int(k), n - 1))
     return knn_query(vectors, vectors, k, exclude=np.arange(n), block=block, chunk=chunk)
+
+
+#: up to this many rows ``knn_graph`` is exact; above, the IVF graph (recall measured in bench)
+EXACT_MAX_ROWS = 20000
+
+
+def knn_graph(vectors, k: int, method: str = "auto", progress=None, **ivf):
+    """The kNN graph of ``vectors`` (self excluded): exact up to :data:`EXACT_MAX_ROWS` rows (or
+    ``method="exact"``), else :func:`ivf_knn` (``method="ivf"``). Returns ``(ind, sims, info)``,
+    ``info`` saying which method ran and with what parameters."""
+    n = len(vectors)
+    if method not in ("auto", "exact", "ivf"):
+        raise ValueError(f"knn method must be 'auto', 'exact' or 'ivf', not {method!r}")
+    if method == "exact" or (method == "auto" and n <= EXACT_MAX_ROWS):
+        ind, sims = knn(vectors, k)
+        return ind, sims, dict(method="exact", n=n, k=int(ind.shape[1]))
+    ind, sims, info = ivf_knn(vectors, k, progress=progress, **ivf)
+    return ind, sims, info
+
+
+def ivf_knn(vectors, k: int, n_lists: int | None = None, n_probe: int = 12,
+            train_rows: int | None = None, seed: int = 0, progress=None):
+    """Approximate cosine kNN of every row among the others (self excluded), for large N.
+
+    The rows are partitioned into ``n_lists`` cells (default ``sqrt(N)``) by k-means
+    (scikit-learn, trained on a seeded sample of ``train_rows`` rows); every row is searched in
+    its ``n_probe`` nearest cells. The work is done cell by cell as matrix products: first each
+    cell against itself (every row's nearest cell, which sets a good running k-th similarity),
+    then, for each cell, the rows that probe it from outside, where only tiles beating a row's
+    running k-th similarity are merged. Cost ``~ N * n_probe * (N / n_lists) * D``; memory: the
+    ``(N, k)`` results plus one cell's tile. Works on a memmap.
+
+    Returns ``(ind (N,k) int64, sims (N,k) float32, info)`` sorted by decreasing similarity;
+    missing slots (fewer than ``k`` candidates in the probed cells) are ``-1`` / ``-inf``.
+    """
+    import warnings
+
+    from sklearn.cluster import KMeans
+
+    n = len(vectors)
+    k = max(0, min(int(k), n - 1))
+    if n_lists is None:
+        n_lists = int(round(np.sqrt(n)))
+    n_lists = int(max(1, min(n_lists, n)))
+    n_probe = int(max(1, min(n_probe, n_lists)))
+    info = dict(method="ivf", n=n, k=k, n_lists=n_lists, n_probe=n_probe)
+    best_s = np.full((n, k), -np.inf, np.float32)
+    best_i = np.full((n, k), -1, np.int64)
+    if n == 0 or k == 0:
+        return best_i, best_s, info
+    rng = np.random.default_rng(seed)
+    m = int(min(n, train_rows or max(40 * n_lists, 20000)))
+    sample = np.sort(rng.choice(n, m, replace=False))
+    _report(progress, 0.0, "k-means cells")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning on tiny / degenerate inputs
+        km = KMeans(n_clusters=n_lists, n_init=1, max_iter=20, random_state=seed).fit(
+            np.asarray(vectors[sample], np.float32))
+    cen = km.cluster_centers_.astype(np.float32)
+    cn = (cen * cen).sum(axis=1)
+    # each row's n_probe nearest cells, nearest first
+    probes = np.empty((n, n_probe), np.int32)
+    step = 8192
+    for b0 in range(0, n, step):
+        x = np.asarray(vectors[b0:b0 + step], np.float32)
+        d2 = cn[None, :] - 2.0 * (x @ cen.T)
+        if n_probe < n_lists:
+            part = np.argpartition(d2, n_probe - 1, axis=1)[:, :n_probe]
+        else:
+            part = np.broadcast_to(np.arange(n_lists), d2.shape)
+        o = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind="stable")
+        probes[b0:b0 + step] = np.take_along_axis(part, o, axis=1)
+    _report(progress, 0.1, "cells assigned")
+    home = probes[:, 0]
+    order = np.argsort(home, kind="stable")
+    starts = np.searchsorted(home[order], np.arange(n_lists + 1))
+    visit_c = probes[:, 1:].ravel()
+    visit_q = np.repeat(np.arange(n, dtype=np.int64), n_probe - 1)
+    vo = np.argsort(visit_c, kind="stable")
+    visit_c, visit_q = visit_c[vo], visit_q[vo]
+    vstarts = np.searchsorted(visit_c, np.arange(n_lists + 1))
+    del vo, probes
+
+    def merge(q, s, cols):
+        thr = best_s[q, k - 1]
+        hit = (s > thr[:, None]).any(axis=1)
+        if not hit.any():
+            return
+        q, s = q[hit], s[hit]
+        t = min(k, s.shape[1])
+        if s.shape[1] > t:
+            part = np.argpartition(-s, t - 1, axis=1)[:, :t]
+        else:
+            part = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+        ms = np.concatenate([best_s[q], np.take_along_axis(s, part, axis=1)], axis=1)
+        mi = np.concatenate([best_i[q], cols[part]], axis=1)
+        o = np.argpartition(-ms, k - 1, axis=1)[:, :k]
+        best_s[q] = np.take_along_axis(ms, o, axis=1)
+        best_i[q] = np.take_along_axis(mi, o, axis=1)
+
+    q_block = max(256, TILE_CELLS // max(int(np.diff(starts).max()), 1))
+    for j in range(n_lists):                      # pass 1: every cell against itself
+        mem = order[starts[j]:starts[j + 1]]
+        if len(mem) < 2:
+            continue
+        b = np.ascontiguousarray(vectors[mem], dtype=np.float32)
+        for q0 in range(0, len(mem), q_block):
+            s = b[q0:q0 + q_block] @ b.T
+            r = np.arange(len(s))
+            s[r, q0 + r] = -np.inf
+            merge(mem[q0:q0 + q_block], s, mem)
+        if j % 64 == 0:
+            _report(progress, 0.1 + 0.2 * j / n_lists, "nearest neighbours (own cell)")
+    for j in range(n_lists):                      # pass 2: rows probing the cell from outside
+        mem = order[starts[j]:starts[j + 1]]
+        qs = visit_q[vstarts[j]:vstarts[j + 1]]
+        if len(mem) == 0 or len(qs) == 0:
+            continue
+        b = np.ascontiguousarray(vectors[mem], dtype=np.float32)
+        for q0 in range(0, len(qs), q_block):
+            q = qs[q0:q0 + q_block]
+            merge(q, np.asarray(vectors[q], np.float32) @ b.T, mem)
+        if j % 64 == 0:
+            _report(progress, 0.3 + 0.7 * j / n_lists, "nearest neighbours (probed cells)")
+    # sort each row by decreasing similarity, ties by the smaller index; empty slots last
+    for b0 in range(0, n, 65536):                 # in row blocks: no (N, k) temporaries
+        bs, bi = best_s[b0:b0 + 65536], best_i[b0:b0 + 65536]
+        o = np.lexsort((np.where(bi < 0, np.iinfo(np.int64).max, bi), -bs), axis=1)
+        bs[:] = np.take_along_axis(bs, o, axis=1)
+        bi[:] = np.take_along_axis(bi, o, axis=1)
+        bi[~np.isfinite(bs)] = -1
+    _report(progress, 1.0, "nearest neighbours")
+    return best_i, best_s, info
+
+
+def _report(progress, frac, msg):
+    if progress is not None:
+        try:
+            progress(float(frac), msg)
+        except Exception:  # noqa: BLE001 - a failing callback never stops the work
+            pass
 
 
 def pca(vectors, dims: int, block: int = 65536, sample: int | None = None, seed: int = 0):

@@ -138,22 +138,64 @@ class VectorStore:
                         zip(t.column("fingerprint").to_pylist(),
                             t.column("content_hash").to_pylist())))
 
-    def vectors(self, ids=None, extra=()):
-        """``(ids, vectors (N, D) float32, extra columns dict)``, in the order of ``ids`` if given
-        (ids without a row are left out)."""
+    def iter_batches(self, columns, batch_size=65536):
+        """Rows in record batches (streamed from local/object storage; LanceDB Cloud tables,
+        which cannot stream, come as one read)."""
+        if not self.exists():
+            return
+        try:
+            ds = self.table.to_lance()
+        except Exception:  # noqa: BLE001 - remote tables have no Lance dataset
+            yield from self.read(columns).to_batches(max_chunksize=batch_size)
+            return
+        yield from ds.to_batches(columns=list(columns), batch_size=batch_size)
+
+    def vectors(self, ids=None, extra=(), dtype=np.float32):
+        """``(ids, vectors (N, D), extra columns dict)``, in the order of ``ids`` if given (ids
+        without a row are left out). Streamed batch by batch into one preallocated array of
+        ``dtype`` (float16 halves the memory of a million-row read), so the peak is the result
+        plus one batch."""
         cols = ["id", "vector", *extra]
-        t = self.read(cols)
-        all_ids = np.asarray(t.column("id").to_pylist(), dtype=object)
+        if not self.exists():
+            return [], np.zeros((0, 0), dtype), {c: [] for c in extra}
         dim = self.dim
-        vec = t.column("vector").combine_chunks()
-        vecs = vec.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
-        ext = {c: t.column(c).to_pylist() for c in extra}
-        if ids is None:
-            return list(all_ids), vecs, ext
-        pos = {k: i for i, k in enumerate(all_ids)}
-        sel = np.array([pos[i] for i in ids if i in pos], dtype=np.int64)
-        return ([all_ids[j] for j in sel], vecs[sel],
-                {c: [v[j] for j in sel] for c, v in ext.items()})
+        if ids is not None:                     # rows land directly at their place in ``ids``
+            ids = list(ids)
+            want = {k: i for i, k in enumerate(ids)}
+            out = np.empty((len(ids), dim), dtype)
+            found = np.zeros(len(ids), bool)
+            ext_at = {c: [None] * len(ids) for c in extra}
+            for b in self.iter_batches(cols):
+                bid = b.column(b.schema.get_field_index("id")).to_pylist()
+                pos = np.array([want.get(i, -1) for i in bid], np.int64)
+                keep = np.flatnonzero(pos >= 0)
+                if not len(keep):
+                    continue
+                out[pos[keep]] = _batch_vectors(b, dim)[keep]
+                found[pos[keep]] = True
+                for c in extra:
+                    col = b.column(b.schema.get_field_index(c)).to_pylist()
+                    for j in keep:
+                        ext_at[c][pos[j]] = col[j]
+            if found.all():
+                return ids, out, ext_at
+            sel = np.flatnonzero(found)
+            return ([ids[j] for j in sel], out[sel],
+                    {c: [v[j] for j in sel] for c, v in ext_at.items()})
+        n_rows = self.count()
+        out = np.empty((n_rows, dim), dtype)
+        got_ids, ext = [], {c: [] for c in extra}
+        m = 0
+        for b in self.iter_batches(cols):
+            bid = b.column(b.schema.get_field_index("id")).to_pylist()
+            if m + len(bid) > len(out):         # rows added while reading
+                out = np.concatenate([out, np.empty((m + len(bid) - len(out), dim), dtype)])
+            out[m:m + len(bid)] = _batch_vectors(b, dim)
+            got_ids += bid
+            for c in extra:
+                ext[c] += b.column(b.schema.get_field_index(c)).to_pylist()
+            m += len(bid)
+        return got_ids, out[:m], ext
 
     # -- writes ----------------------------------------------------------------------------
     def upsert(self, rows):
@@ -230,6 +272,12 @@ class VectorStore:
             q = q.nprobes(nprobes).refine_factor(refine_factor)
         t = q.to_arrow()
         return list(zip(t.column("id").to_pylist(), t.column("_distance").to_pylist()))
+
+
+def _batch_vectors(batch, dim):
+    """The ``vector`` column of a record batch as an (n, dim) float32 view."""
+    vec = batch.column(batch.schema.get_field_index("vector"))
+    return vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
 
 
 def drop_dataset_tables(dataset, uri=None):

@@ -88,6 +88,27 @@ def test_knn_exact_blocked(block, chunk):
     assert (ind == ind2).all()
 
 
+def test_ivf_graph_shape_self_excluded_and_recall():
+    v, _ = blobs(3000, d=32, k=12, spread=0.5, seed=5)
+    ind, sim, info = vknn.ivf_knn(v, 10, n_probe=6)
+    assert info["method"] == "ivf" and ind.shape == (3000, 10) and ind.dtype == np.int64
+    assert (ind != np.arange(3000)[:, None]).all()
+    assert (np.diff(sim, axis=1) <= 1e-6).all()
+    np.testing.assert_allclose(np.einsum("id,ikd->ik", v, v[ind]), sim, atol=1e-5)
+    ex, _ = vknn.knn(v, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ind, ex)])
+    assert recall >= 0.95, recall
+    # knn_graph: exact below the threshold unless told, IVF when asked
+    assert vknn.knn_graph(v[:50], 5)[2]["method"] == "exact"
+    assert vknn.knn_graph(v, 5, method="ivf", n_probe=6)[2]["method"] == "ivf"
+    with pytest.raises(ValueError):
+        vknn.knn_graph(v, 5, method="hnsw")
+    # fewer candidates than k: empty slots are -1 / -inf, never self
+    tiny_i, tiny_s, _ = vknn.ivf_knn(v[:20], 10, n_lists=10, n_probe=1)
+    assert ((tiny_i == -1) == ~np.isfinite(tiny_s)).all()
+    assert (tiny_i != np.arange(20)[:, None]).all()
+
+
 def test_knn_small_and_cache():
     v, _ = blobs(3, d=4)
     ind, sim = vknn.knn(v, 10)
@@ -242,7 +263,7 @@ def test_duplicates_exact_hash_and_keep_rule(tmp_path):
 
 
 # --------------------------------------------------------------------------- benchmarks
-def _bench_run(folder):
+def _bench_run(folder, knn_method="auto"):
     from bench import metrics
     from bench.effnet import embed_files
 
@@ -252,19 +273,26 @@ def _bench_run(folder):
     inp = AnalysisInput(
         ids=names, vectors=embed_files(paths), labels=[truth[n]["label"] for n in names],
         filepaths=paths,
-        content_hashes=[hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in paths])
+        content_hashes=[hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in paths],
+        knn_method=knn_method)
     fields, summaries, errors = {}, {}, {}
     for name, a in REGISTRY.items():
         res = a.run(inp)
         fields.update(res.fields)
         summaries[name], errors[name] = res.summary, res.errors
-    return dict(fields=fields, summaries=summaries, errors=errors,
+    return dict(fields=fields, summaries=summaries, errors=errors, inp=inp,
                 metrics=metrics.score_all(fields, names, truth), n=len(names))
 
 
 @pytest.fixture(scope="session")
 def fmnist_bench(tmp_root):
     return _bench_run(make_bench(tmp_root / "fm2000", "fmnist", n=2000, seed=0))
+
+
+@pytest.fixture(scope="session")
+def fmnist_bench_ivf(tmp_root):
+    """The same set through the large-dataset path: IVF graph, class support from the graph."""
+    return _bench_run(make_bench(tmp_root / "fm2000", "fmnist", n=2000, seed=0), knn_method="ivf")
 
 
 @pytest.fixture(scope="session")
@@ -292,6 +320,20 @@ def test_benchmark_goals(which, request):
     failed = {k: (round(m[k], 3), g) for k, g in GOALS[which].items() if not m[k] >= g}
     assert not failed, f"{which}: below goal {failed}"
     assert not any(run["errors"].values())
+
+
+@pytest.mark.slow
+def test_large_dataset_path_keeps_the_goals(fmnist_bench, fmnist_bench_ivf):
+    """Above knn.EXACT_MAX_ROWS the analyzers run on the IVF graph; on real vectors its recall
+    and the resulting quality must match the exact path's goals."""
+    m = fmnist_bench_ivf["metrics"]
+    failed = {k: (round(m[k], 3), g) for k, g in GOALS["fmnist"].items() if not m[k] >= g}
+    assert not failed, f"IVF path below goal {failed}"
+    exact = fmnist_bench["inp"].knn(10)[0]
+    approx = fmnist_bench_ivf["inp"].knn(10)[0]
+    assert fmnist_bench_ivf["inp"].knn_info()["method"] == "ivf"
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)])
+    assert recall >= 0.95, recall
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ class AnalysisInput:
     sizes: list[tuple[int, int] | None] | None = None  # (width, height) of the item's image
     content_hashes: list[str | None] | None = None     # exact-file hash (sha1) if known
     created: list[float] | None = None   # creation timestamp, for "keep the oldest"
+    knn_method: str = "auto"             # "exact", "ivf" or "auto" (by size: knn.knn_graph)
     _knn_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     MIN_K = 32  # class attribute (not a field): neighbours computed on the first knn() call
@@ -45,19 +46,30 @@ class AnalysisInput:
         return len(self.ids)
 
     def knn(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Cached exact cosine kNN: ``(indices (N,k) int, sims (N,k) float32)``, self excluded,
-        sorted by decreasing similarity. ``k`` is capped at N-1; a cached larger k is sliced.
-        The first call computes at least ``MIN_K`` neighbours (nearly free: the cost is the
-        matrix products), so analyzers asking for different k share one pass."""
+        """Cached cosine kNN graph: ``(indices (N,k) int, sims (N,k) float32)``, self excluded,
+        sorted by decreasing similarity - exact for small inputs, IVF above
+        ``knn.EXACT_MAX_ROWS`` (see :func:`knn.knn_graph`; ``knn_info()`` says which). ``k`` is
+        capped at N-1; a cached larger k is sliced. The first call computes at least ``MIN_K``
+        neighbours (nearly free: the cost is the matrix products), so analyzers asking for
+        different k share one pass."""
         k = max(0, min(int(k), len(self.ids) - 1))
         have = [kk for kk in self._knn_cache if isinstance(kk, int) and kk >= k]
         if have:
             ind, sim = self._knn_cache[min(have)]
             return ind[:, :k], sim[:, :k]
         kk = max(0, min(max(k, self.MIN_K), len(self.ids) - 1))
-        ind, sim = _knn.knn(self.vectors, kk)
+        ind, sim, info = _knn.knn_graph(self.vectors, kk, method=self.knn_method)
         self._knn_cache[kk] = (ind, sim)
+        self._knn_cache["info"] = info
         return ind[:, :k], sim[:, :k]
+
+    def knn_info(self) -> dict:
+        """How the kNN graph was (or will be) computed: ``{"method": "exact"|"ivf", ...}``."""
+        if "info" not in self._knn_cache:
+            exact = self.knn_method == "exact" or (
+                self.knn_method == "auto" and len(self.ids) <= _knn.EXACT_MAX_ROWS)
+            return dict(method="exact" if exact else "ivf", n=len(self.ids))
+        return self._knn_cache["info"]
 
     def label_array(self):
         """``(codes int array, -1 = no label; class names list)`` for ``labels``."""
