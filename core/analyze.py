@@ -28,6 +28,7 @@ ISSUES = {
     "bright": "vc_bright",
 }
 DEFAULT_THRESHOLD = 0.5
+LARGE_VALUES = 1 << 28   # above this many vector values, vectors are held as float16
 DESCRIPTIONS = {
     **{f"vc_cluster_{k}": f"Visual Curation: cluster id at granularity {k} (1 loosest, 5 strictest)"
        for k in range(1, LEVELS + 1)},
@@ -163,10 +164,13 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
     store = vcs.VectorStore(conf["table"], uri=uri or conf.get("uri"))
 
     ids, paths, boxes, labels, created = _inputs(sample_collection, patches_field, label_field)
-    v_ids, vecs, extra = store.vectors(ids, extra=["content_hash", "width", "height"])
-    pos = {i: j for j, i in enumerate(v_ids)}
-    have = np.array([i in pos for i in ids])
-    sel = np.flatnonzero(have)
+    # float16 above 2^28 values (1 GiB as float32): a million 512-d vectors take 1 GiB, and
+    # every analyzer computes in float32 blocks
+    big = len(ids) * store.dim > LARGE_VALUES
+    v_ids, vecs, extra = store.vectors(ids, extra=["content_hash", "width", "height"],
+                                       dtype=np.float16 if big else np.float32)
+    present = set(v_ids)
+    sel = np.flatnonzero(np.array([i in present for i in ids], bool))  # rows of vecs, in order
 
     fields_written = [f for a in names for f in REGISTRY[a].fields] + ["vc_issues"]
     prefix = "" if not patches_field else vcf._label_list_path(dataset, patches_field) + "."
@@ -191,13 +195,11 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
         return None if lst is None else [lst[j] for j in sel]
 
     inp = AnalysisInput(
-        ids=[ids[j] for j in sel],
-        vectors=vecs[[pos[ids[j]] for j in sel]] if len(sel) else np.zeros((0, 1), np.float32),
+        ids=list(v_ids),
+        vectors=vecs if len(sel) else np.zeros((0, 1), np.float32),
         labels=sub(labels), filepaths=sub(paths), boxes=sub(boxes),
-        sizes=[(w, h) if w else None for w, h in zip(
-            *(np.asarray(extra["width"], dtype=object)[[pos[ids[j]] for j in sel]],
-              np.asarray(extra["height"], dtype=object)[[pos[ids[j]] for j in sel]]))],
-        content_hashes=[extra["content_hash"][pos[ids[j]]] for j in sel],
+        sizes=[(w, h) if w else None for w, h in zip(extra["width"], extra["height"])],
+        content_hashes=list(extra["content_hash"]),
         created=sub(created),
     )
     out, summaries, errors, timings = {}, {}, {}, {}

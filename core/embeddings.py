@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -321,14 +322,34 @@ def _write_errors(collection, dataset, errors, ok_samples, skipped, patches_fiel
                              overwrite=overwrite)
 
 
-def import_embeddings(sample_collection, embeddings_field, uri=None, patches_field=None):
+def import_embeddings(sample_collection, embeddings_field=None, uri=None, patches_field=None,
+                      embeddings=None, name="embeddings"):
     """Bring-your-own vectors: copies ``embeddings_field`` (on samples, or on each detection of
-    ``patches_field``) into a LanceDB table keyed ``field-<name>``, L2-normalised."""
+    ``patches_field``) into a LanceDB table keyed ``field-<name>``, L2-normalised.
+
+    Or, like the Brain's ``embeddings=`` argument: ``embeddings`` is an ``(N, D)`` array with
+    one row per sample of ``sample_collection``, in its order (rows of NaN are skipped); the
+    table is keyed ``array-<name>``. Later analyses use the most recent embeddings."""
     t0 = time.time()
     dataset = sample_collection._dataset
     kind = kind_for(patches_field)
-    key = f"field-{embeddings_field}"
-    if patches_field:
+    if (embeddings is None) == (embeddings_field is None):
+        raise ValueError("Give either embeddings_field (a field of vectors) or embeddings "
+                         "(an array with one row per sample)")
+    key = f"field-{embeddings_field}" if embeddings is None else \
+        f"array-{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(name))[:64]}"
+    if embeddings is not None:
+        if patches_field:
+            raise ValueError("embeddings= takes one row per sample; for objects store the "
+                             "vectors on the detections and pass embeddings_field")
+        arr = np.asarray(embeddings, dtype=np.float32)
+        sids, paths = sample_collection.values(["id", "filepath"])
+        if arr.ndim != 2 or len(arr) != len(sids):
+            raise ValueError(f"embeddings must be (N, D) with N = {len(sids)} samples in the "
+                             f"collection's order, got shape {arr.shape}")
+        rows = [(sid, sid, p, None if not np.isfinite(v).all() else v)
+                for sid, p, v in zip(sids, paths, arr)]
+    elif patches_field:
         list_path = vcf._label_list_path(dataset, patches_field)
         sids, paths, lids, vals = sample_collection.values(
             ["id", "filepath", f"{list_path}.id", f"{list_path}.{embeddings_field}"])
@@ -342,7 +363,7 @@ def import_embeddings(sample_collection, embeddings_field, uri=None, patches_fie
     present = [r for r in rows if r[3] is not None]
     if not present:
         raise ValueError(f"Field {embeddings_field!r} holds no vectors in this collection")
-    vecs = np.asarray([np.asarray(r[3], dtype=np.float32).ravel() for r in present])
+    vecs = np.stack([np.asarray(r[3], dtype=np.float32).ravel() for r in present])
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     vecs = vecs / np.maximum(norms, 1e-12)
     store = VectorStore.for_dataset(dataset, key, kind, uri=uri)
@@ -367,7 +388,8 @@ def import_embeddings(sample_collection, embeddings_field, uri=None, patches_fie
                             total=len(rows), embedded=len(present), removed=len(stale),
                             skipped=len(rows) - len(present), seconds=round(time.time() - t0, 3))
     vcr.save(dataset, embeddings_run_key(key, kind), vcr.METHOD_EMBEDDINGS,
-             dict(model=key, pretrained=None, model_key=key, embeddings_field=embeddings_field,
+             dict(model=key, pretrained=None, model_key=key,
+                  embeddings_field=embeddings_field or f"<{key}>",
                   patches_field=patches_field, table=store.name, kind=kind, uri=store.uri,
                   dim=int(vecs.shape[1])), results=summary.as_dict())
     return summary

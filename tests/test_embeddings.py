@@ -193,6 +193,29 @@ def test_bring_your_own_vectors(fmnist_dataset):
     assert ds.has_sample_field("my_vec")  # the user's field is untouched
 
 
+def test_bring_your_own_array(fmnist_dataset):
+    """Brain-style ``embeddings=`` array: one row per sample of the view, in its order."""
+    ds, _ = fmnist_dataset
+    view = ds.skip(10)
+    arr = np.random.default_rng(1).normal(size=(len(view), 8)).astype(np.float32)
+    arr[3] = np.nan                                   # a sample without a vector is skipped
+    r = vc.import_embeddings(view, embeddings=arr, name="my model")
+    assert r.embedded == len(view) - 1 and r.skipped == 1
+    ids, vecs, _ = vcs.VectorStore.for_dataset(ds, "array-my_model").vectors(view.values("id"))
+    want = np.delete(arr, 3, axis=0)
+    np.testing.assert_allclose(vecs, want / np.linalg.norm(want, axis=1, keepdims=True),
+                               atol=1e-6)
+    assert ids == [i for j, i in enumerate(view.values("id")) if j != 3]
+    vc.analyze(view, analyses=["uniqueness"])   # the latest embeddings: this array
+    assert view.exists("vc_uniqueness").count() == len(view) - 1
+    with pytest.raises(ValueError, match="in the collection.s order"):
+        vc.import_embeddings(view, embeddings=arr[:5])
+    with pytest.raises(ValueError, match="either"):
+        vc.import_embeddings(view)
+    with pytest.raises(ValueError, match="CLIP"):
+        vc.find_similar(view, text="a sneaker")
+
+
 def test_users_own_field_is_never_overwritten(fmnist_dataset):
     ds, _ = fmnist_dataset
     ds.set_values("vc_error", ["mine"] * len(ds))

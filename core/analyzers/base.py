@@ -16,7 +16,7 @@ from .. import knn as _knn
 @dataclass
 class AnalysisInput:
     ids: list[str]                      # sample ids (or detection label ids)
-    vectors: np.ndarray                 # (N, D) float32, rows L2-normalised
+    vectors: np.ndarray                 # (N, D) float32 or float16, rows L2-normalised
     labels: list[str | None] | None = None       # class per item; None = no label field
     filepaths: list[str] | None = None  # image file per item (pixel analyzers)
     boxes: list[list[float] | None] | None = None  # relative [x, y, w, h] crop per item, else None
@@ -32,7 +32,7 @@ class AnalysisInput:
         v = np.asarray(self.vectors)
         if v.ndim != 2:
             v = v.reshape(len(self.ids), -1)
-        if v.dtype != np.float32 and not isinstance(v, np.memmap):
+        if v.dtype not in (np.float32, np.float16) and not isinstance(v, np.memmap):
             v = v.astype(np.float32)
         self.vectors = v
         if len(self.vectors) != len(self.ids):
