@@ -257,3 +257,60 @@ def raw_decode_fps(path):
         n += 1
     cap.release()
     return n / max(time.perf_counter() - t, 1e-9), n
+
+
+def is_core_frames(dataset):
+    """Whether ``dataset`` is a core-frames dataset made by :func:`extract_core_frames`."""
+    try:
+        return bool((dataset.info or {}).get("vc_source_dataset")) and dataset.has_sample_field(
+            "vc_video_id")
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _frame_count(video_sample):
+    meta = video_sample.metadata
+    n = getattr(meta, "total_frame_count", None) if meta is not None else None
+    if n:
+        return int(n)
+    import cv2
+
+    cap = cv2.VideoCapture(video_sample.filepath)
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    return n or None
+
+
+def source_of_frame(frames_dataset, frame_id):
+    """Where a core frame comes from: ``dict(dataset, video_id, filepath, timestamp,
+    frame_number, last_frame)`` (``last_frame``: the video's last frame number, for a clip
+    from the core frame to the end). Raises ``ValueError`` saying what is missing."""
+    import fiftyone as fo
+
+    if not is_core_frames(frames_dataset):
+        raise ValueError(f"{frames_dataset.name!r} is not a core-frames dataset: run "
+                         "'extract core frames' on a video dataset and open its core frames")
+    try:
+        frame = frames_dataset[str(frame_id)]
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"No core frame with id {str(frame_id)[:40]!r} in "
+                         f"{frames_dataset.name!r}") from None
+    vid = frame.get_field("vc_video_id") if frame.has_field("vc_video_id") else None
+    if not vid:
+        raise ValueError(f"Sample {frame.id} is not a core frame (no vc_video_id)")
+    name = frames_dataset.info["vc_source_dataset"]
+    if not fo.dataset_exists(name):
+        raise ValueError(f"The source video dataset {name!r} no longer exists")
+    src = fo.load_dataset(name)
+    try:
+        video = src[vid]
+    except (KeyError, ValueError):
+        raise ValueError(f"The video of this core frame ({vid}) is no longer in "
+                         f"{name!r}") from None
+    fno = int(frame.get_field("vc_frame_number") or 1)
+    last = _frame_count(video)
+    return dict(dataset=name, video_id=vid, filepath=video.filepath,
+                timestamp=frame.get_field("vc_timestamp"), frame_number=fno,
+                last_frame=max(fno, last or fno))

@@ -58,8 +58,8 @@ def _target(ctx, inputs):
                               "selected samples) that has samples.")
         return None
     if ctx.dataset.media_type == "video":
-        oc.error_form(inputs, "Video dataset: extract its core frames first "
-                              "(visual_curation.extract_core_frames), then embed those.")
+        oc.error_form(inputs, "Video dataset: run 'Visual Curation: extract core frames' "
+                              "first, then run this on the core-frames dataset.")
         return None
     return view
 
@@ -889,6 +889,256 @@ class FindLeakage(foo.Operator):
         return {"groups": len(leaky), "samples": n}
 
 
+# ============================================================================== video
+
+# the extraction parameters of the form: (name, label, default, min, max, is_int, description)
+VIDEO_PARAMS = (
+    ("sample_fps", "Frames examined per second", 4.0, 0.1, 60.0, False,
+     "How many frames per second of video are compared; more finds shorter scenes"),
+    ("cut_threshold", "Cut threshold", 0.35, 0.01, 1.0, False,
+     "Colour-histogram distance between consecutive frames that opens a new scene "
+     "(lower: more core frames)"),
+    ("drift_threshold", "Drift threshold", 0.5, 0.01, 1.0, False,
+     "Distance to the scene's first frame that opens a new scene (slow fades, pans)"),
+    ("max_per_minute", "At most per minute", 30, 1, 600, True,
+     "Cap on core frames per minute of video"),
+    ("min_scene_seconds", "Shortest scene (seconds)", 0.5, 0.0, 60.0, False,
+     "Cuts closer than this to the previous one are merged"),
+)
+
+
+def _video_params(ctx):
+    out = {}
+    for name, _, default, lo, hi, is_int, _ in VIDEO_PARAMS:
+        v = ctx.params.get(name, default)
+        out[name] = int(v) if is_int else float(v)
+    return out
+
+
+def _frames_name(ctx):
+    from ..core.video import core_frames_name
+
+    default = core_frames_name(ctx.dataset)
+    return str(ctx.params.get("dataset_name", default) or "").strip(), default
+
+
+class ExtractCoreFrames(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="extract_core_frames",
+            label="Visual Curation: extract core frames",
+            description="One frame per scene of each video (capped per minute) → a linked image "
+                        "dataset '<dataset>-core-frames' to embed, analyse and search",
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        form = types.View(label="Extract core frames")
+        inputs = types.Object()
+        if ctx.dataset is None:
+            oc.error_form(inputs, "Open a dataset first")
+            return types.Property(inputs, view=form)
+        if ctx.dataset.media_type != "video":
+            oc.error_form(inputs, f"{ctx.dataset.name!r} holds {ctx.dataset.media_type} "
+                                  "samples, not videos: open a video dataset (or run "
+                                  "'compute embeddings' directly on images).",
+                          label="Not a video dataset")
+            return types.Property(inputs, view=form)
+        view = ctx.target_view()
+        if len(view) == 0:
+            oc.error_form(inputs, "The target is empty: choose a target (dataset, current view "
+                                  "or selected samples) that has videos.")
+            return types.Property(inputs, view=form)
+        inputs.md("Reads each video once and keeps one sharp frame per scene. The frames go "
+                  "to a linked image dataset (each carries `vc_video_id`, `vc_timestamp`); a "
+                  "video that cannot be read gets `vc_error` and the others go on. Re-running "
+                  "processes only new or changed videos. Next: open the core-frames dataset and "
+                  "**compute embeddings**.", name="vc_help")
+        for name, label, default, lo, hi, is_int, desc in VIDEO_PARAMS:
+            add = inputs.int if is_int else inputs.float
+            prop = add(name, default=default, min=lo, max=hi, label=label, description=desc)
+            v = ctx.params.get(name, default)
+            ok = isinstance(v, int) if is_int else isinstance(v, (int, float))
+            if isinstance(v, bool) or not ok or not lo <= v <= hi:
+                oc.invalid(inputs, prop, f"{label} must be a {'whole ' if is_int else ''}number "
+                                         f"from {lo} to {hi}")
+        name, default = _frames_name(ctx)
+        prop = inputs.str("dataset_name", default=default, label="Core-frames dataset",
+                          description="The linked image dataset (created, or updated)")
+        if not name:
+            oc.invalid(inputs, prop, "Give the core-frames dataset a name")
+        else:
+            import fiftyone as fo
+
+            if name == ctx.dataset.name:
+                oc.invalid(inputs, prop, "The core frames need their own dataset: choose "
+                                         "another name")
+            elif fo.dataset_exists(name):
+                info = fo.load_dataset(name).info or {}
+                if info.get("vc_source_dataset") != ctx.dataset.name:
+                    oc.invalid(inputs, prop, f"A dataset named {name!r} exists and is not "
+                                             "this dataset's core frames: choose another name")
+                else:
+                    inputs.view("vc_update", types.Notice(
+                        label=f"{name!r} exists: only new or changed videos are processed"))
+        inputs.bool("open_result", default=True, label="Open the core frames when done",
+                    description="Switch the App to the core-frames dataset (run now only)")
+        conflict = oc.field_conflict(ctx.dataset, ["vc_error", "vc_core_frames"])
+        if conflict:
+            oc.error_form(inputs, conflict)
+        oc.delegation_choice(inputs, ctx, default_delegate=len(view) > 50)
+        return types.Property(inputs, view=form)
+
+    def resolve_delegation(self, ctx):
+        return oc.resolve_delegation(ctx)
+
+    def execute(self, ctx):
+        # FiftyOne drops a generator's return value: a delegated run (no App to talk to) runs
+        # to the end here, so that its counts are stored with the operation
+        if ctx.delegated:
+            return oc.drain(self._run(ctx))
+        return self._run(ctx)
+
+    def _run(self, ctx):
+        core = _core()
+        view = ctx.target_view()
+        name, _ = _frames_name(ctx)
+        params = _video_params(ctx)
+        frames = yield from oc.run_with_progress(
+            ctx, lambda progress: core.extract_core_frames(
+                view, dataset_name=name, progress=progress, **params),
+            "Extracting core frames")
+        stats = dict(frames.info.get("vc_last_extraction") or {})
+        failed = view.exists("vc_error") if view.has_field("vc_error") else None
+        errors = dict(zip(*failed.values(["filepath", "vc_error"]))) if failed else {}
+        out = {"dataset": frames.name, "videos": stats.get("videos", len(view)),
+               "processed": stats.get("processed", 0), "skipped": stats.get("skipped", 0),
+               "core_frames": stats.get("core_frames", 0), "total_core_frames": len(frames),
+               "errors": len(errors), "error_videos": dict(list(errors.items())[:20]),
+               "seconds": stats.get("seconds")}
+        out["summary"] = (
+            f"{out['processed']} videos processed ({out['skipped']} unchanged), "
+            f"{out['core_frames']} core frames → {frames.name!r} ({out['total_core_frames']} "
+            f"in all); {out['errors']} videos with errors"
+            + (" (see their vc_error)" if errors else ""))
+        if not ctx.delegated:
+            yield ctx.ops.reload_dataset()
+            yield ctx.ops.notify(f"Core frames: {out['summary']}. Next: 'Visual Curation: "
+                                 "compute embeddings' on the core frames",
+                                 variant="warning" if errors else "success")
+            if ctx.params.get("open_result", True):
+                yield ctx.ops.open_dataset(frames.name)
+        return out
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("summary", label="Result")
+        outputs.str("dataset", label="Core-frames dataset")
+        return types.Property(outputs)
+
+
+def _core_frame_id(ctx):
+    """The core frame to open: the ``frame_id`` param, else the sample open in the modal, else
+    the only selected sample. ``(id or None, why not)``."""
+    given = ctx.params.get("frame_id")
+    if given:
+        return str(given), None
+    if ctx.current_sample:
+        return ctx.current_sample, None
+    selected = list(ctx.selected or [])
+    if len(selected) == 1:
+        return selected[0], None
+    if selected:
+        return None, f"{len(selected)} samples are selected: select exactly one core frame"
+    return None, "Open a core frame (click it in the grid) or select one, then run this again"
+
+
+class OpenSourceVideo(foo.Operator):
+    """Opens the video a core frame comes from, at the frame's time.
+
+    The App's sample modal cannot be told to seek within a video, but it plays a clip from
+    the clip's first frame: this operator opens the source video dataset (when it is not the
+    current one), shows a clips view of that one video whose clip starts at the core frame
+    (``to_clips([[(frame_number, last_frame)]])``, to the end of the video) and opens that clip
+    in the modal.
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="open_source_video",
+            label="Visual Curation: open source video",
+            description="The video of the core frame open in the modal (or selected), from "
+                        "that frame's time",
+            dynamic=True,
+        )
+
+    def resolve_placement(self, ctx):
+        from ..core.video import is_core_frames
+
+        if ctx.dataset is None or not is_core_frames(ctx.dataset):
+            return None
+        return types.Placement(
+            types.Places.SAMPLES_VIEWER_ACTIONS,
+            types.Button(label="Open source video at this frame", icon="movie",
+                         prompt=False))
+
+    def resolve_input(self, ctx):
+        from ..core.video import is_core_frames, source_of_frame
+
+        form = types.View(label="Open source video")
+        inputs = types.Object()
+        if ctx.dataset is None:
+            oc.error_form(inputs, "Open a dataset first")
+            return types.Property(inputs, view=form)
+        if not is_core_frames(ctx.dataset):
+            oc.error_form(inputs, "This dataset has no core frames: run 'Visual Curation: "
+                                  "extract core frames' on a video dataset, open its "
+                                  "'-core-frames' dataset and click a frame.")
+            return types.Property(inputs, view=form)
+        fid, why = _core_frame_id(ctx)
+        prop = inputs.str("frame_id", default=fid or "", label="Core frame id",
+                          description="The frame open in the modal, or the one selected")
+        if fid is None:
+            oc.invalid(inputs, prop, why)
+            return types.Property(inputs, view=form)
+        try:
+            src = source_of_frame(ctx.dataset, fid)
+        except ValueError as e:
+            oc.invalid(inputs, prop, str(e))
+            return types.Property(inputs, view=form)
+        name = src["filepath"].rsplit("/", 1)[-1]
+        inputs.view("vc_where", types.Notice(
+            label=f"Opens {name} in {src['dataset']!r} from {src['timestamp']:.1f} s "
+                  f"(frame {src['frame_number']})"))
+        return types.Property(inputs, view=form)
+
+    def execute(self, ctx):
+        import fiftyone as fo
+
+        from ..core.video import source_of_frame
+
+        fid, why = _core_frame_id(ctx)
+        if fid is None:
+            raise ValueError(why)
+        src = source_of_frame(ctx.dataset, fid)
+        videos = fo.load_dataset(src["dataset"])
+        support = [src["frame_number"], src["last_frame"]]
+        clips = videos.select(src["video_id"]).to_clips([[tuple(support)]])
+        clip_id = clips.first().id
+        if ctx.dataset.name != videos.name:
+            ctx.ops.open_dataset(videos.name)
+        ctx.ops.set_view(view=clips)
+        ctx.ops.open_sample(id=clip_id)
+        return {"dataset": videos.name, "video_id": src["video_id"], "clip_id": clip_id,
+                "timestamp": src["timestamp"], "frame_number": src["frame_number"],
+                "support": support}
+
+
 # ============================================================================== cleanup
 
 class DeleteRun(foo.Operator):
@@ -940,4 +1190,4 @@ class DeleteRun(foo.Operator):
 
 
 OPERATORS = [ComputeEmbeddings, RunAnalyses, FindSimilar, TextSearch, SelectUniques,
-             CleanDataset, FindLeakage, DeleteRun]
+             CleanDataset, FindLeakage, ExtractCoreFrames, OpenSourceVideo, DeleteRun]

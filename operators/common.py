@@ -271,3 +271,12 @@ def run_with_progress(ctx, fn, label):
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def drain(gen):
+    """Runs a generator to its end; returns its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
