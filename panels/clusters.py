@@ -109,6 +109,8 @@ HELP = """
 * Click a thumbnail or **Show** to put the cluster's samples in the grid (your sidebar filters
   keep applying), **Similar** for the nearest samples to the cluster, **Tag** to tag it.
 * **Object view** shows clusters of detection crops (run the analyses in Object view first).
+* On the core frames of videos, **Video** opens the video of the card's first thumbnail at
+  that frame.
 """
 
 
@@ -413,9 +415,10 @@ class ClusterPanel(foo.Panel):
             return
         grid = panel.grid("cards", gap=1)  # flex-wrap
         for i, c in enumerate(cards["cards"]):
-            self._card(grid, i, c, cards, what, sel)
+            video = logic.source_video_params(ctx.dataset, c, s["patches_field"])
+            self._card(grid, i, c, cards, what, sel, video)
 
-    def _card(self, grid, i, c, cards, what, sel):
+    def _card(self, grid, i, c, cards, what, sel, video=None):
         cid = c["id"]
         params = {"cluster": cid, "level": cards["level"], "count": c["count"]}
         card = grid.v_stack(
@@ -450,6 +453,9 @@ class ClusterPanel(foo.Panel):
         btns.btn("similar", label="Similar", icon="search", on_click=self.on_similar,
                  params=params)
         btns.btn("tag", label="Tag", icon="sell", on_click=self.on_tag, params=params)
+        if video:  # core frames: the first thumbnail's video, from that frame's time
+            btns.btn("video", label="Video", icon="movie",
+                     on_click=f"{PLUGIN}/open_source_video", params=video)
 
     def _footer(self, panel, cards, s):
         # flex-wrap: the pager on the left, the knob at the bottom right (below the pager

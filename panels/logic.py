@@ -719,3 +719,18 @@ def stage_signature(stages):
         else:
             out.append(str(s))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# core frames of videos
+
+
+def source_video_params(dataset, card, patches_field=None):
+    """The ``open_source_video`` params of a card of a core-frames dataset (its first
+    thumbnail's frame), or None: not core frames, object view, or no thumbnail."""
+    from ..core.video import is_core_frames
+
+    thumbs = card.get("thumbs") or []
+    if patches_field or not thumbs or not is_core_frames(dataset):
+        return None
+    return {"frame_id": thumbs[0]["id"]}
