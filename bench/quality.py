@@ -38,11 +38,16 @@ def find_make_bench() -> Path:
     raise SystemExit("make_bench.py not found (set VC_MAKE_BENCH)")
 
 
-def build(root: Path, source: str, n: int, seed: int) -> Path:
-    out = root / f"{source}-n{n}-s{seed}"
+def build(root: Path, source: str, n: int, seed: int, **kw) -> Path:
+    """The make_bench set (built once per arguments); ``kw``: more make_bench options."""
+    extra = "".join(f"-{k}{v}" for k, v in sorted(kw.items()))
+    out = root / f"{source}-n{n}-s{seed}{extra}"
     if not (out / "truth.json").exists():
-        subprocess.run([sys.executable, str(find_make_bench()), "--source", source, "--n", str(n),
-                        "--seed", str(seed), "--out", str(out)], check=True)
+        args = [sys.executable, str(find_make_bench()), "--source", source, "--n", str(n),
+                "--seed", str(seed), "--out", str(out)]
+        for k, v in sorted(kw.items()):
+            args += [f"--{k}", str(v)]
+        subprocess.run(args, check=True)
     return out
 
 
@@ -68,6 +73,7 @@ def run_all(inp, names=None, analyses=None):
     from visual_curation.core.analyzers import REGISTRY
 
     fields, summaries, errors, times = {}, {}, {}, {}
+    inp.planned = tuple(n for n in REGISTRY if not analyses or n in analyses)
     for name, a in REGISTRY.items():
         if analyses and name not in analyses:
             continue

@@ -4,8 +4,11 @@
     make bench ARGS="--only embeddings"
     make bench ARGS="--quick"          # smaller sizes (a few minutes)
 
-Sections: embeddings (end-to-end throughput vs the forward-pass ceiling, demo model and
-ViT-B-32 with random weights, which has the real model's cost)."""
+Sections: quality (ours vs the peers on planted truth), embeddings (end-to-end throughput vs
+the forward-pass ceiling, demo model and ViT-B-32 with random weights, which has the real
+model's cost), video (core-frame extraction vs raw decode), fmnist70k (all of Fashion-MNIST:
+analyze vs the Brain) and scale (a million synthetic vectors: time, memory, recall, latency;
+bench/scale.py)."""
 import argparse
 import os
 import platform
@@ -109,7 +112,24 @@ def section_quality(quick):
     return "Quality against the peers", body
 
 
-SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video}
+def section_scale(quick):
+    """A million synthetic vectors in LanceDB: all vector analyses, memory, recall, latency."""
+    import scale
+
+    r = scale.run_million(100_000 if quick else 1_000_000)
+    return "A million vectors on one machine", scale.million_table(r)
+
+
+def section_fmnist70k(quick):
+    """All of Fashion-MNIST: analyze() vs the Brain on the same vectors, same run."""
+    import scale
+
+    r = scale.run_fmnist70k(20_000 if quick else 70_000)
+    return "70k real images against the FiftyOne Brain", scale.fmnist70k_table(r)
+
+
+SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
+            "fmnist70k": section_fmnist70k, "scale": section_scale}
 
 
 def main():

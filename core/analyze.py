@@ -201,6 +201,7 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
         sizes=[(w, h) if w else None for w, h in zip(extra["width"], extra["height"])],
         content_hashes=list(extra["content_hash"]),
         created=sub(created),
+        planned=tuple(names),
     )
     out, summaries, errors, timings = {}, {}, {}, {}
     import fiftyone.core.utils as fou

@@ -274,7 +274,7 @@ def _bench_run(folder, knn_method="auto"):
         ids=names, vectors=embed_files(paths), labels=[truth[n]["label"] for n in names],
         filepaths=paths,
         content_hashes=[hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in paths],
-        knn_method=knn_method)
+        knn_method=knn_method, planned=tuple(REGISTRY))
     fields, summaries, errors = {}, {}, {}
     for name, a in REGISTRY.items():
         res = a.run(inp)
@@ -348,6 +348,28 @@ def test_benchmark_value_ranges(fmnist_bench):
     kept = {g for g, d in zip(f["vc_dup_group"], f["vc_duplicate"]) if g is not None and not d}
     assert kept == set(groups)
     json.dumps(fmnist_bench["summaries"])
+
+
+def test_duplicates_and_quality_share_one_decode(fmnist_small):
+    """Planned together, duplicates measures quality's statistics on the images it decodes;
+    the quality fields are the same as when quality reads the images itself."""
+    paths = sorted(str(p) for p in (Path(fmnist_small) / "data").iterdir())
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((len(paths), 16)).astype(np.float32)
+    v[1::2] = v[0::2][:len(v[1::2])] + 0.01          # pairs of candidates: most images decoded
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+
+    def run(planned):
+        inp = AnalysisInput(ids=[str(i) for i in range(len(paths))], vectors=v,
+                            filepaths=paths, planned=planned)
+        REGISTRY["duplicates"].run(inp)
+        shared = len(inp._knn_cache.get(("pixel_stats", 512), {}))
+        return REGISTRY["quality"].run(inp).fields, shared
+
+    together, n_shared = run(("duplicates", "quality"))
+    alone, n_alone = run(())
+    assert n_shared >= len(paths) // 2 and n_alone == 0
+    assert together == alone
 
 
 def test_duplicates_without_pixels_use_vectors():

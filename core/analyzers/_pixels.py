@@ -92,9 +92,12 @@ def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0)
         except Exception as e:  # noqa: BLE001
             return i, None, (str(e) or type(e).__name__)
 
+    from threadpoolctl import threadpool_limits
+
     n = max(len(indices), 1)
     step = max(1, n // 50)
-    with ThreadPoolExecutor(WORKERS) as pool:
+    # the per-image matrix products are tiny: BLAS threads inside each worker only contend
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(WORKERS) as pool:
         for done, (i, val, err) in enumerate(pool.map(work, indices), 1):
             if err is None:
                 out[i] = val

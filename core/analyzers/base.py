@@ -24,6 +24,7 @@ class AnalysisInput:
     content_hashes: list[str | None] | None = None     # exact-file hash (sha1) if known
     created: list[float] | None = None   # creation timestamp, for "keep the oldest"
     knn_method: str = "auto"             # "exact", "ivf" or "auto" (by size: knn.knn_graph)
+    planned: tuple = ()                  # analyses that will run on this input (pixel sharing)
     _knn_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     MIN_K = 32  # class attribute (not a field): neighbours computed on the first knn() call

@@ -266,9 +266,21 @@ class DuplicatesAnalyzer(Analyzer):
         step = float(p["dup_crop_step"])
         crops = [i * step for i in range(int(round(float(p["dup_max_crop"]) / step)) + 1)]
         need = np.unique(pairs.ravel())
-        sigs, errors = _pixels.map_items(lambda rgb: signature(rgb, crops), need, inp.filepaths,
-                                         inp.boxes, progress=progress, span=(0.02, 0.8),
-                                         msg="image signatures")
+        # when quality runs next on the same input, measure it from this decode as well
+        from .quality import QualityAnalyzer, pixel_stats
+
+        side = int(QualityAnalyzer.defaults["quality_max_side"])
+        share = "quality" in inp.planned
+
+        def fn(rgb):
+            return signature(rgb, crops), (pixel_stats(rgb, side) if share else None)
+
+        both, errors = _pixels.map_items(fn, need, inp.filepaths, inp.boxes, progress=progress,
+                                         span=(0.02, 0.8), msg="image signatures")
+        sigs = {i: v[0] for i, v in both.items()}
+        if share:
+            inp._knn_cache[("pixel_stats", side)] = {i: v[1] for i, v in both.items()}
+        del both
         ok = np.array([a in sigs and b in sigs for a, b in pairs], bool)
         pairs = pairs[ok]
         if not len(pairs):

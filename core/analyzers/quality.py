@@ -94,9 +94,14 @@ class QualityAnalyzer(Analyzer):
         self.check(inp)
         n = len(inp)
         report(progress, 0.0, "reading images")
-        stats, errors = _pixels.map_items(
-            lambda rgb: pixel_stats(rgb, int(p["quality_max_side"])), range(n), inp.filepaths,
+        side = int(p["quality_max_side"])
+        # statistics measured while another pixel analyzer had the image decoded
+        stats = dict(inp._knn_cache.get(("pixel_stats", side), {}))
+        todo = [i for i in range(n) if i not in stats]
+        more, errors = _pixels.map_items(
+            lambda rgb: pixel_stats(rgb, side), todo, inp.filepaths,
             inp.boxes, progress=progress, span=(0.0, 0.95), msg="measuring image quality")
+        stats.update(more)
         ok = np.array(sorted(stats), dtype=np.int64)
         blur = np.full(n, np.nan)
         dark = np.full(n, np.nan)
