@@ -1061,10 +1061,11 @@ class OpenSourceVideo(foo.Operator):
     """Opens the video a core frame comes from, at the frame's time.
 
     The App's sample modal cannot be told to seek within a video, but it plays a clip from
-    the clip's first frame: this operator opens the source video dataset (when it is not the
-    current one), shows a clips view of that one video whose clip starts at the core frame
-    (``to_clips([[(frame_number, last_frame)]])``, to the end of the video) and opens that clip
-    in the modal.
+    the clip's first frame: this operator shows a clips view of that one video whose clip
+    starts at the core frame (``to_clips([[(frame_number, last_frame)]])``, to the end of the
+    video), and switches the App to the source video dataset with that view: one click on the
+    clip plays it. (The App loads the other dataset after the operator returns, so a sample
+    opened in the same call is looked up too early and not found.)
     """
 
     @property
@@ -1130,10 +1131,14 @@ class OpenSourceVideo(foo.Operator):
         support = [src["frame_number"], src["last_frame"]]
         clips = videos.select(src["video_id"]).to_clips([[tuple(support)]])
         clip_id = clips.first().id
-        if ctx.dataset.name != videos.name:
-            ctx.ops.open_dataset(videos.name)
+        if ctx.current_sample:
+            ctx.ops.close_sample()  # a modal left open would look its frame up in the videos
+        ctx.ops.open_dataset(videos.name)
         ctx.ops.set_view(view=clips)
-        ctx.ops.open_sample(id=clip_id)
+        # the App loads the other dataset after this returns: a clip opened now would be looked
+        # up before the view exists ("sample not found"), so the grid shows the one clip
+        ctx.ops.notify(f"Click the clip to play {src['filepath'].rsplit('/', 1)[-1]} from "
+                       f"{src['timestamp']:.1f} s", variant="info")
         return {"dataset": videos.name, "video_id": src["video_id"], "clip_id": clip_id,
                 "timestamp": src["timestamp"], "frame_number": src["frame_number"],
                 "support": support}
