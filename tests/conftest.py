@@ -200,3 +200,19 @@ def vc_helpers():
                            load_bench_dataset_persistent=load_bench_dataset_persistent,
                            run_operator=run_operator, triggered=triggered, cleanup=_cleanup,
                            plugin_uri=PLUGIN_URI)
+
+
+@pytest.fixture(scope="session")
+def figures():
+    """``figures(name, **values)``: measured figures for bench/RESULTS.md, added to the JSON
+    file named by ``VC_FIGURES`` (set by bench/run.py's reliability section; a no-op otherwise)."""
+    def record(name, **values):
+        path = os.environ.get("VC_FIGURES")
+        if not path:
+            return
+        p = Path(path)
+        data = json.loads(p.read_text()) if p.exists() else {}
+        data.setdefault(name, {}).update(values)
+        p.write_text(json.dumps(data, indent=1))
+
+    return record

@@ -104,7 +104,7 @@ def _png_bytes():
     return buf.getvalue()
 
 
-def test_broken_files_are_reported_and_unusual_files_work(tmp_path, request):
+def test_broken_files_are_reported_and_unusual_files_work(tmp_path, request, figures):
     import fiftyone as fo
 
     ok = _write_unusual(tmp_path)
@@ -116,6 +116,8 @@ def test_broken_files_are_reported_and_unusual_files_work(tmp_path, request):
         ds.add_samples([fo.Sample(filepath=str(tmp_path / f)) for f in ok])
         r = vc.compute_embeddings(ds, model="demo")
         assert r.errors == 4 and r.embedded == 6
+        figures("files", tried=len(ok), broken=sum(not g for g in ok.values()),
+                unusual=sum(ok.values()), embedded=r.embedded, reported=r.errors)
         errors = dict(zip([Path(p).name for p in ds.values("filepath")], ds.values("vc_error")))
         for f, good in ok.items():
             assert (errors[f] is None) == good, (f, errors[f])

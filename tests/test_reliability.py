@@ -43,7 +43,41 @@ def test_concurrent_runs_serialize_with_wait(fmnist_dataset):
     assert vcs.VectorStore.for_dataset(ds, "demo").count() == len(ds)
 
 
-_WORKER = textwrap.dedent("""
+def _worker_env():
+    """The environment of a worker process that is killed on purpose: this process connects
+    first (FiftyOne's database service is up and this process is its owner or a registered
+    client), and the worker reaches that same mongod through ``FIFTYONE_DATABASE_URI``, so it
+    never starts, registers with or shuts down the service."""
+    import fiftyone as fo
+    import fiftyone.core.odm.database as fodb
+
+    fo.list_datasets()
+    env = dict(os.environ)
+    if not env.get("FIFTYONE_DATABASE_URI"):
+        host, port = fodb.get_db_client().address
+        env["FIFTYONE_DATABASE_URI"] = f"mongodb://{host}:{port}"
+    return env
+
+
+def _spawn(script, *args, env):
+    # its own session: a signal meant for it never reaches anything else, and nothing sent to
+    # this test's process group reaches it
+    return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _kill(p):
+    """SIGKILL to the worker's own pid only; True when it was still running."""
+    if p.poll() is not None:
+        return False
+    os.kill(p.pid, signal.SIGKILL)
+    return True
+
+
+# Workers leave with os._exit: a SIGKILLed run never reaches FiftyOne's atexit clean-up either,
+# and that clean-up deletes non-persistent datasets when it believes it is the last client.
+_EMBED_WORKER = textwrap.dedent("""
     import os, sys
     import fiftyone as fo
     import visual_curation as vc
@@ -52,48 +86,157 @@ _WORKER = textwrap.dedent("""
     r = vc.compute_embeddings(ds, model="ViT-B-32", pretrained=None, batch_size=8,
                               write_every=8, num_workers=1)
     print("EMBEDDED", r.embedded, flush=True)
+    os._exit(0)
+""")
+
+_ANALYZE_WORKER = textwrap.dedent("""
+    import os, sys, time
+    import fiftyone as fo
+    import visual_curation as vc
+    ds = fo.load_dataset(sys.argv[1])
+    print("GO", time.time(), flush=True)
+    vc.analyze(ds, label_field="ground_truth", force=True)  # every run rewrites
+    print("DONE", time.time(), flush=True)
+    os._exit(0)
 """)
 
 
-@pytest.mark.skipif(not os.environ.get("VC_KILL_TESTS"), reason=(
-    "kills worker processes; in a full-suite run this has also stopped FiftyOne's own mongod "
-    "service for the remaining tests. Run alone: VC_KILL_TESTS=1 pytest -k sigkill"))
-def test_sigkill_at_random_points_never_loses_or_tears(fmnist_dataset, tmp_path):
+def _created(store):
+    t = store.read(["id", "created_at"])
+    return dict(zip(t.column("id").to_pylist(), t.column("created_at").to_pylist()))
+
+
+def _check_every_version(store):
+    """Every LanceDB version of the table opens and holds each id once (never torn)."""
+    from visual_curation.core.store import connect
+
+    tbl = connect(store.uri).open_table(store.name)
+    versions = [v["version"] if isinstance(v, dict) else v.version for v in tbl.list_versions()]
+    for v in versions:
+        tbl.checkout(v)
+        ids = tbl.to_arrow().column("id").to_pylist()
+        assert len(ids) == len(set(ids)), f"version {v} holds duplicate ids"
+    return len(versions)
+
+
+def test_sigkill_at_random_points_never_loses_or_tears(fmnist_dataset, tmp_path, figures):
     ds, _ = fmnist_dataset
-    ds.persistent = True
-    n_items = 96
-    script = tmp_path / "worker.py"
-    script.write_text(_WORKER)
-    env = dict(os.environ)
+    ds.persistent = True  # visible to the workers whatever happens to this process's clean-up
+    n_items = 64
+    script = tmp_path / "embed_worker.py"
+    script.write_text(_EMBED_WORKER)
+    env = _worker_env()
     rng = random.Random(0)
     store = vcs.VectorStore.for_dataset(ds, "ViT-B-32-random")
-    kills, counts = 0, []
-    for _ in range(3):
-        p = subprocess.Popen([sys.executable, str(script), ds.name, str(n_items)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # kill once the table has grown (mid-run), at a random extra delay
-        start = store.count() if store.exists() else 0
+    kills, recomputed, counts, kill_points, last_version = 0, 0, [], [], 0
+    # kill once the table holds a random number of rows, at a random moment after that
+    # (mid-batch, mid-decode or mid-commit); a point already passed kills during start-up
+    for target in sorted(rng.sample(range(1, n_items - 16), 3)):
+        before = _created(store) if store.exists() else {}
+        p = _spawn(script, ds.name, n_items, env=env)
         deadline = time.time() + 120
         while time.time() < deadline and p.poll() is None:
-            if store.exists() and store.count() > start:
+            if store.exists() and store.count() >= target:
                 break
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.2))
+        if _kill(p):
             kills += 1
+            kill_points.append(target)
         _, err = p.communicate()
-        assert p.returncode in (0, -signal.SIGKILL), err.decode()[-3000:]
-        n = store.count()
+        assert p.returncode in (0, -signal.SIGKILL), err[-3000:]
+        after = _created(store)
         ids, vecs, _ = store.vectors()
-        assert len(ids) == len(set(ids)) == n == len(vecs)  # a consistent table version
-        counts.append(n)
-    assert kills >= 1
-    assert counts == sorted(counts)  # finished work is never lost
-    before = store.count()
+        assert len(ids) == len(set(ids)) == len(after) == len(vecs)  # a consistent version
+        assert set(before) <= set(after)  # finished work is never lost
+        # a row written by an earlier run keeps its vector and its write time
+        recomputed += sum(after[i] != t for i, t in before.items())
+        version = store.table.version
+        assert version >= last_version
+        last_version = version
+        counts.append(len(after))
+    assert kills >= 2, kill_points
+    before = _created(store)
     final = vc.compute_embeddings(ds.limit(n_items), model="ViT-B-32", pretrained=None)
-    assert final.embedded == n_items - before  # finished vectors are not recomputed
+    after = _created(store)
+    recomputed += sum(after[i] != t for i, t in before.items())
+    assert final.embedded == n_items - len(before)  # finished vectors are not recomputed
+    assert recomputed == 0
     assert store.count() == n_items
+    ids, vecs, _ = store.vectors()
+    assert sorted(ids) == sorted(ds.limit(n_items).values("id")) and vecs.shape[0] == n_items
+    n_versions = _check_every_version(store)
+    figures("embedding_kills", kills=kills, rows_at_kill=counts, items=n_items,
+            resumed_embedded=final.embedded, recomputed=recomputed,
+            versions_checked=n_versions)
+
+
+def _key_counts(ds):
+    """``{top-level key: number of sample documents holding it}`` for every vc_ key."""
+    raw = ds._sample_collection
+    out = {}
+    for d in raw.aggregate([{"$project": {"k": {"$objectToArray": "$$ROOT"}}},
+                            {"$unwind": "$k"}, {"$group": {"_id": "$k.k", "n": {"$sum": 1}}}]):
+        if d["_id"].startswith("vc_"):
+            out[d["_id"]] = d["n"]
+    return out
+
+
+def _half_written(ds, n):
+    """vc_ fields (not the temporary ones) that some samples lack or that the schema does not
+    declare — what a torn write would leave."""
+    ds.reload()
+    declared = {f for f in ds.get_field_schema() if f.startswith("vc_")
+                and not f.startswith(vcf.TMP_PREFIX)}
+    counts = _key_counts(ds)
+    keys = {k: c for k, c in counts.items() if not k.startswith(vcf.TMP_PREFIX)}
+    torn = sorted({f for f in declared if keys.get(f, 0) != n}
+                  | {k for k in keys if k not in declared})
+    # what each torn field looks like: samples holding it / its temporary, and whether declared
+    return [f"{f}: {keys.get(f, 0)}/{n} samples, {vcf._tmp_name(f)} on "
+            f"{counts.get(vcf._tmp_name(f), 0)}, declared={f in declared}" for f in torn]
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "known window in core/fields.set_sample_values: FiftyOne's delete_sample_field and "
+    "rename_sample_field update the sample documents one by one before the schema, so a kill "
+    "inside them can leave a vc_ field on part of the samples (seen on vc_cluster_2)"))
+def test_sigkill_during_analysis_never_leaves_a_half_written_field(fmnist_dataset, tmp_path,
+                                                                   figures):
+    ds, _ = fmnist_dataset
+    ds.persistent = True
+    n = len(ds)
+    vc.compute_embeddings(ds, model="demo")
+    script = tmp_path / "analyze_worker.py"
+    script.write_text(_ANALYZE_WORKER)
+    env = _worker_env()
+    # one uninterrupted run: how long the analysis takes, and the fields it writes
+    p = _spawn(script, ds.name, env=env)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-3000:]
+    stamps = dict(line.split() for line in out.splitlines() if line[:2] in ("GO", "DO"))
+    duration = float(stamps["DONE"]) - float(stamps["GO"])
+    written = _key_counts(ds)
+    assert written and not _half_written(ds, n)
+    rng = random.Random(1)
+    kills, torn = 0, []
+    for _ in range(3):
+        p = _spawn(script, ds.name, env=env)
+        assert p.stdout.readline().startswith("GO")
+        time.sleep(rng.uniform(0.05, 0.6) * duration)
+        kills += _kill(p)
+        _, err = p.communicate()
+        assert p.returncode in (0, -signal.SIGKILL), err[-3000:]
+        torn += _half_written(ds, n)
+    vc.analyze(ds, label_field="ground_truth", force=True)  # the next run completes
+    ds.reload()
+    repaired = _key_counts(ds) == written and not _half_written(ds, n)
+    figures("analysis_kills", kills=kills, fields=len(written), half_written=len(torn),
+            torn=torn, repaired_by_next_run=repaired, analysis_seconds=round(duration, 2))
+    assert kills >= 2
+    assert repaired  # every field back, complete, no temporary left over
+    assert not [f for f in ds.get_field_schema() if f.startswith(vcf.TMP_PREFIX)]
+    assert torn == []
 
 
 def test_deleted_lancedb_folder_gives_a_recompute_path(fmnist_dataset):
