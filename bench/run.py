@@ -7,8 +7,9 @@
 Sections: quality (ours vs the peers on planted truth), embeddings (end-to-end throughput vs
 the forward-pass ceiling, demo model and ViT-B-32 with random weights, which has the real
 model's cost), video (core-frame extraction vs raw decode), fmnist70k (all of Fashion-MNIST:
-analyze vs the Brain) and scale (a million synthetic vectors: time, memory, recall, latency;
-bench/scale.py)."""
+analyze vs the Brain), scale (a million synthetic vectors: time, memory, recall, latency;
+bench/scale.py) and reliability (the reliability tests run for real: broken files,
+SIGKILLs during embedding and during analysis)."""
 import argparse
 import os
 import platform
@@ -128,8 +129,60 @@ def section_fmnist70k(quick):
     return "70k real images against the FiftyOne Brain", scale.fmnist70k_table(r)
 
 
+def section_reliability(quick):
+    """Runs the reliability tests for real (pytest, real MongoDB + LanceDB) and reports what
+    they measured: broken and unusual files, SIGKILLs during embedding and during analysis."""
+    import json
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    tmp = Path(tempfile.mkdtemp(prefix="vc-bench-reliability-"))
+    tests = ["tests/test_embeddings.py::test_broken_files_are_reported_and_unusual_files_work",
+             "tests/test_reliability.py"]
+    env = dict(os.environ, VC_FIGURES=str(tmp / "figures.json"))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--junitxml", str(tmp / "junit.xml"), *tests], cwd=REPO, env=env,
+                       capture_output=True, text=True)
+    print(r.stdout[-3000:], r.stderr[-3000:])
+    suite = ET.parse(tmp / "junit.xml").getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    n, failed, errors, skipped = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors",
+                                                                  "skipped"))
+    failing = [c.get("name") for c in suite.iter("testcase")
+               if c.find("failure") is not None or c.find("error") is not None]
+    crashed = [c for c in failing if c.startswith("test_broken_files")]
+    fig = json.loads((tmp / "figures.json").read_text())
+    f, e, a = fig.get("files", {}), fig.get("embedding_kills", {}), fig.get("analysis_kills", {})
+    rows = [
+        ("files tried (broken + unusual)",
+         f"{f.get('tried')} ({f.get('broken')} broken, {f.get('unusual')} unusual)",
+         f"{f.get('embedded')} embedded, {f.get('reported')} reported on `vc_error`"),
+        ("crashes", str(len(crashed)), "exceptions out of compute_embeddings on those files"),
+        ("SIGKILLs during compute_embeddings survived", str(e.get("kills")),
+         f"rows committed at each kill: {e.get('rows_at_kill')} of {e.get('items')}; "
+         f"resumed run embedded {e.get('resumed_embedded')} (the rest)"),
+        ("vectors recomputed after resume", str(e.get("recomputed")),
+         "rows of earlier runs whose write time changed"),
+        ("LanceDB versions read back, none torn", str(e.get("versions_checked")),
+         "every version opened, each id once"),
+        ("SIGKILLs during analyze", str(a.get("kills")),
+         f"{a.get('fields')} vc_ fields, analysis {a.get('analysis_seconds')} s"),
+        ("analysis kills with a half-written field", str(a.get("half_written")),
+         (", ".join(a.get("torn") or []) or "none")
+         + f"; next run repaired every field: {a.get('repaired_by_next_run')}"),
+    ]
+    body = ("`pytest " + " ".join(tests) + "` with `VC_FIGURES` set: real MongoDB, real LanceDB, "
+            "workers killed with SIGKILL at seeded random points (rows committed, or a share of "
+            "the analysis time).\n\n| what | measured | detail |\n|---|---|---|\n"
+            + "\n".join(f"| {w} | {m} | {d} |" for w, m, d in rows)
+            + f"\n\npytest: {n} tests, {failed} failed, {errors} errors, {skipped} skipped or "
+            "expected failures" + (f" (failed: {', '.join(failing)})" if failing else "") + ".")
+    return "Reliability", body
+
+
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
-            "fmnist70k": section_fmnist70k, "scale": section_scale}
+            "fmnist70k": section_fmnist70k, "scale": section_scale,
+            "reliability": section_reliability}
 
 
 def main():
