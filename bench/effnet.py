@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -128,8 +129,15 @@ def embed_files(paths, batch_size: int = 64, cache: bool = True, threads: int | 
     out = np.zeros((len(paths), DIM), np.float32)
     with ThreadPoolExecutor(2) as pool, torch.inference_mode():
         batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
-        nxt = pool.map(lambda b: np.stack([_load_image(p) for p in b]), batches)
-        for bi, x in enumerate(nxt):
+
+        def load(b):
+            return np.stack([_load_image(p) for p in b])
+
+        ahead = deque(pool.submit(load, b) for b in batches[:4])  # bounded read-ahead
+        for bi in range(len(batches)):
+            x = ahead.popleft().result()
+            if bi + 4 < len(batches):
+                ahead.append(pool.submit(load, batches[bi + 4]))
             f = model(torch.from_numpy(x).contiguous(memory_format=torch.channels_last)).numpy()
             out[bi * batch_size: bi * batch_size + len(f)] = f
             if progress and bi % 10 == 0:
