@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=python3
-APT_PACKAGES=(dataset-fashion-mnist tuxpaint-stamps-default chromium chromium-driver)
+APT_PACKAGES=(dataset-fashion-mnist tuxpaint-stamps-default chromium chromium-driver ffmpeg)
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# --- Debian packages (real data for the demo and tests, Chromium for browser tests) ---------
+# --- Debian packages (real data for the demo and tests, Chromium for browser tests, ffmpeg for videos in the App) ---------
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
