@@ -275,10 +275,10 @@ def pca(vectors, dims: int, block: int = 65536, sample: int | None = None, seed:
     return mean.astype(np.float32), comps.astype(np.float32)
 
 
-def project(vectors, mean, comps, block: int = 65536) -> np.ndarray:
-    """``(vectors - mean) @ comps.T`` in blocks, float32."""
+def project(vectors, mean, comps, block: int = 65536, dtype=np.float32) -> np.ndarray:
+    """``(vectors - mean) @ comps.T`` in blocks, computed in float32, stored as ``dtype``."""
     n = len(vectors)
-    out = np.empty((n, len(comps)), np.float32)
+    out = np.empty((n, len(comps)), dtype)
     for b0 in range(0, n, block):
         x = np.asarray(vectors[b0:b0 + block], dtype=np.float32)
         out[b0:b0 + block] = (x - mean) @ comps.T

@@ -139,16 +139,17 @@ class VectorStore:
                             t.column("content_hash").to_pylist())))
 
     def iter_batches(self, columns, batch_size=65536):
-        """Rows in record batches (streamed from local/object storage; LanceDB Cloud tables,
-        which cannot stream, come as one read)."""
+        """Rows in record batches, streamed by LanceDB's own reader (the peak is a few batches,
+        not the table)."""
         if not self.exists():
             return
+        q = self.table.search().select(list(columns)).limit(None)
         try:
-            ds = self.table.to_lance()
-        except Exception:  # noqa: BLE001 - remote tables have no Lance dataset
-            yield from self.read(columns).to_batches(max_chunksize=batch_size)
+            reader = q.to_batches(batch_size)
+        except (AttributeError, TypeError, NotImplementedError):  # a client without streaming
+            yield from q.to_arrow().to_batches(max_chunksize=batch_size)
             return
-        yield from ds.to_batches(columns=list(columns), batch_size=batch_size)
+        yield from reader
 
     def vectors(self, ids=None, extra=(), dtype=np.float32):
         """``(ids, vectors (N, D), extra columns dict)``, in the order of ``ids`` if given (ids
@@ -156,9 +157,7 @@ class VectorStore:
         ``dtype`` (float16 halves the memory of a million-row read), so the peak is the result
         plus one batch."""
         cols = ["id", "vector", *extra]
-        if not self.exists():
-            return [], np.zeros((0, 0), dtype), {c: [] for c in extra}
-        dim = self.dim
+        dim = self.dim                           # FileNotFoundError (recompute hint) if no table
         if ids is not None:                     # rows land directly at their place in ``ids``
             ids = list(ids)
             want = {k: i for i, k in enumerate(ids)}

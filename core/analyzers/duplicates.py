@@ -201,20 +201,22 @@ class DuplicatesAnalyzer(Analyzer):
         # 2. candidates from the kNN graph
         report(progress, 0.0, "nearest neighbours")
         pairs = np.zeros((0, 2), np.int64)
+        use_pixels = bool(p["dup_use_pixels"]) and inp.filepaths is not None
+        # without pixels only the strict vector threshold counts: filter before pairing (at a
+        # million items the loose candidates are tens of millions of pairs)
+        min_sim = float(p["dup_min_sim"] if use_pixels else
+                        max(p["dup_min_sim"], p["dup_vector_only_sim"]))
         if n >= 2:
             ind, sim = inp.knn(int(p["dup_k"]))
-            r, c = np.nonzero((sim >= float(p["dup_min_sim"])) & (ind >= 0))
+            r, c = np.nonzero((sim >= min_sim) & (ind >= 0))
             a, b = r, ind[r, c]
             pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
             pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-            psim = np.einsum("ij,ij->i", np.asarray(inp.vectors[pairs[:, 0]], np.float32),
-                             np.asarray(inp.vectors[pairs[:, 1]], np.float32)) if len(pairs) else np.zeros(0)
         summary["candidates"] = int(len(pairs))
         stats = {}
-        use_pixels = bool(p["dup_use_pixels"]) and inp.filepaths is not None
         verified = []
         if not use_pixels:
-            verified = [tuple(x) for x in pairs[psim >= float(p["dup_vector_only_sim"])]]
+            verified = [tuple(x) for x in pairs]
         elif len(pairs):
             verified, stats, errors = self._pixel_verify(inp, pairs, p, progress)
         for a, b in verified:

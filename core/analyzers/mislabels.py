@@ -175,7 +175,9 @@ class MislabelsAnalyzer(Analyzer):
         from .. import knn as _knn
 
         mean, comps = _knn.pca(inp.vectors, int(p["mislabel_pca_dims"]), sample=50000)
-        X = _knn.project(inp.vectors, mean, comps)
+        # float16 storage for large inputs (a million x 256 is 0.5 GiB); fits run in float32
+        X = _knn.project(inp.vectors, mean, comps,
+                         dtype=np.float16 if n * comps.shape[0] > (1 << 27) else np.float32)
         P_lr = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
                                 int(p["mislabel_max_train"]), int(p["mislabel_seed"]),
                                 progress, (0.05, 0.75))
