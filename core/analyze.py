@@ -45,6 +45,16 @@ DESCRIPTIONS = {
 }
 
 
+# declared types, so that a field whose values are all None ("no duplicates found") still
+# exists, is filterable in the App, and reads as "analysed"
+FIELD_TYPES = {
+    **{f"vc_cluster_{k}": "int" for k in range(1, LEVELS + 1)},
+    "vc_dup_group": "str", "vc_duplicate": "bool", "vc_uniqueness": "float",
+    "vc_mislabel": "float", "vc_suggested_label": "str", "vc_outlier": "float",
+    "vc_blur": "float", "vc_dark": "float", "vc_bright": "float", "vc_issues": "list[str]",
+}
+
+
 def analysis_run_key(patches_field=None):
     return vcr.run_key("vc_analysis", vcs.kind_for(patches_field))
 
@@ -291,7 +301,8 @@ def _write(collection, patches_field, ids, out, overwrite):
                              {f: dict(zip(ids, vals)) for f, vals in out.items()},
                              descriptions=DESCRIPTIONS, overwrite=overwrite)
     else:
-        vcf.set_sample_values(collection, out, descriptions=DESCRIPTIONS, overwrite=overwrite)
+        vcf.set_sample_values(collection, out, descriptions=DESCRIPTIONS, overwrite=overwrite,
+                              types=FIELD_TYPES)
 
 
 def cluster_summaries(dataset, patches_field=None):

@@ -62,14 +62,31 @@ def _tmp_name(name):
     return TMP_PREFIX + name[len(cfg.FIELD_PREFIX):]
 
 
-def set_sample_values(collection, values, descriptions=None, overwrite=False):
+def _declare(dataset, name, kind):
+    """Adds an empty sample field of a simple declared kind ("int", "float", "str", "bool",
+    "list[str]")."""
+    import fiftyone.core.fields as fof
+
+    if kind == "list[str]":
+        dataset.add_sample_field(name, fof.ListField, subfield=fof.StringField)
+        return
+    ftype = {"int": fof.IntField, "float": fof.FloatField, "str": fof.StringField,
+             "bool": fof.BooleanField}[kind]
+    dataset.add_sample_field(name, ftype)
+
+
+def set_sample_values(collection, values, descriptions=None, overwrite=False, types=None):
     """Bulk-writes ``{field: [value per sample in collection order]}`` on ``collection``, each
     field all-or-nothing.
 
     ``values`` lists must be aligned with ``collection.values("id")``. Each field is written in
     bulk into a temporary field (pre-filled server-side with the current values when the
-    collection is only part of the dataset) and then renamed over the old one, so a crash never
-    leaves a half-written field: readers see the old field or the new one.
+    collection is only part of the dataset) and then renamed over the old one, so a crash while
+    the values are written never leaves a half-written field. The final swap uses FiftyOne's
+    delete/rename, which update the sample documents one by one: a kill inside that short
+    window can leave the field on part of the samples until the next run rewrites it.
+    ``types``: ``{field: "int"|"float"|"str"|"bool"|"list[str]"}`` declares the fields whose
+    values are all None, so they still exist ("analysed, nothing found").
     """
     dataset = collection._dataset
     check_writable(dataset, values.keys(), overwrite=overwrite)
@@ -84,6 +101,9 @@ def set_sample_values(collection, values, descriptions=None, overwrite=False):
         if all(v is None for v in vals):  # nothing to infer a type from
             if exists:
                 collection.set_values(name, vals)
+            elif (types or {}).get(name):     # declared: "analysed, nothing found"
+                _declare(dataset, name, types[name])
+                mark(dataset, name, (descriptions or {}).get(name))
             continue
         if exists and not whole:
             raw.update_many({}, [{"$set": {tmp: "$" + name}}])

@@ -218,6 +218,23 @@ def test_bring_your_own_array(fmnist_dataset):
         vc.find_similar(view, text="a sneaker")
 
 
+def test_nothing_found_still_creates_the_fields(fmnist_dataset):
+    """No duplicates in the view: vc_dup_group is all None but exists (typed, filterable), and
+    the identical re-run is a no-op."""
+    from fiftyone import ViewField as F
+    import fiftyone.core.fields as fof
+
+    ds, _ = fmnist_dataset
+    view = ds.match(F("bench_truth_kind") == "clean").limit(60)
+    vc.compute_embeddings(view, model="demo")
+    r = vc.analyze(view, analyses=["duplicates"])
+    assert r.get("issues", {}).get("duplicate") == 0
+    assert ds.has_sample_field("vc_dup_group") and ds.has_sample_field("vc_duplicate")
+    assert isinstance(ds.get_field("vc_dup_group"), fof.StringField)
+    assert view.exists("vc_dup_group").count() == 0
+    assert vc.analyze(view, analyses=["duplicates"]).get("skipped") is True
+
+
 def test_users_own_field_is_never_overwritten(fmnist_dataset):
     ds, _ = fmnist_dataset
     ds.set_values("vc_error", ["mine"] * len(ds))
