@@ -1093,6 +1093,9 @@ class OpenSourceVideo(foo.Operator):
 
         form = types.View(label="Open source video")
         inputs = types.Object()
+        if ctx.params.get("show_clip"):          # second step, run by the operator itself
+            inputs.obj("show_clip", label="Clip to show")
+            return types.Property(inputs, view=form)
         if ctx.dataset is None:
             oc.error_form(inputs, "Open a dataset first")
             return types.Property(inputs, view=form)
@@ -1123,6 +1126,9 @@ class OpenSourceVideo(foo.Operator):
 
         from ..core.video import source_of_frame
 
+        pending = ctx.params.get("show_clip")
+        if pending:
+            return self._show_clip(ctx, pending)
         fid, why = _core_frame_id(ctx)
         if fid is None:
             raise ValueError(why)
@@ -1134,14 +1140,38 @@ class OpenSourceVideo(foo.Operator):
         if ctx.current_sample:
             ctx.ops.close_sample()  # a modal left open would look its frame up in the videos
         ctx.ops.open_dataset(videos.name)
-        ctx.ops.set_view(view=clips)
-        # the App loads the other dataset after this returns: a clip opened now would be looked
-        # up before the view exists ("sample not found"), so the grid shows the one clip
-        ctx.ops.notify(f"Click the clip to play {src['filepath'].rsplit('/', 1)[-1]} from "
-                       f"{src['timestamp']:.1f} s", variant="info")
+        # the App switches datasets after this returns and resets the view on arrival, so the
+        # clip view is set by a second step of this operator, run once the App is on the videos
+        ctx.trigger(self.uri, params={"show_clip": dict(
+            dataset=videos.name, video_id=src["video_id"], support=support,
+            file=src["filepath"].rsplit("/", 1)[-1], timestamp=src["timestamp"], attempt=0)})
         return {"dataset": videos.name, "video_id": src["video_id"], "clip_id": clip_id,
                 "timestamp": src["timestamp"], "frame_number": src["frame_number"],
                 "support": support}
+
+
+    #: times the second step re-queues itself while the App is still on the core frames
+    MAX_WAIT_STEPS = 40
+
+    def _show_clip(self, ctx, pending):
+        import time
+
+        import fiftyone as fo
+
+        if ctx.dataset is None or ctx.dataset.name != pending["dataset"]:
+            attempt = int(pending.get("attempt", 0))
+            if attempt >= self.MAX_WAIT_STEPS:
+                ctx.ops.notify(f"Open {pending['dataset']!r} to see the video", variant="warning")
+                return {"shown": False}
+            time.sleep(0.1)
+            ctx.trigger(self.uri, params={"show_clip": dict(pending, attempt=attempt + 1)})
+            return {"shown": False, "waiting": attempt + 1}
+        videos = fo.load_dataset(pending["dataset"])
+        clips = videos.select(pending["video_id"]).to_clips([[tuple(pending["support"])]])
+        ctx.ops.set_view(view=clips)
+        ctx.ops.notify(f"Click the clip to play {pending['file']} from "
+                       f"{float(pending['timestamp']):.1f} s", variant="info")
+        return {"shown": True, "clip_id": clips.first().id}
 
 
 # ============================================================================== cleanup
