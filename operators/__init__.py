@@ -812,13 +812,12 @@ class FindLeakage(foo.Operator):
         if view is None:
             return types.Property(inputs, view=form)
         if not oc.has_sample_field(ctx.dataset, "vc_dup_group"):
-            if oc.has_sample_field(ctx.dataset, "vc_duplicate"):
-                oc.error_form(inputs, "The last analysis found no near-duplicates "
-                                      "(vc_dup_group is empty): nothing can leak across splits",
-                              label="Nothing to find")
-            else:
-                oc.error_form(inputs, oc.missing_analysis_message("vc_dup_group",
-                                                                  "duplicates"))
+            oc.error_form(inputs, oc.missing_analysis_message("vc_dup_group", "duplicates"))
+            return types.Property(inputs, view=form)
+        if not len(ctx.dataset.exists("vc_dup_group").limit(1)):
+            oc.error_form(inputs, "The last analysis found no near-duplicates "
+                                  "(vc_dup_group is empty): nothing can leak across splits",
+                          label="Nothing to find")
             return types.Property(inputs, view=form)
         by = types.RadioGroup(orientation="horizontal")
         by.add_choice("field", label="A split field")

@@ -505,6 +505,11 @@ def test_find_leakage_by_field_and_by_tags(analysed, vc_helpers):
         msg = _rejected(vc_helpers, "find_leakage", ds, params={
             "split_by": "tags", "split_tags": ["train"]})
         assert "at least two split tags" in msg
+        # an analysis that found no duplicates: the field exists, empty, and the form says so
+        ds.set_values("vc_dup_group", [None] * len(ds))
+        msg = _rejected(vc_helpers, "find_leakage", ds, params={
+            "split_by": "field", "split_field": "split"})
+        assert "found no near-duplicates" in msg
     finally:
         ds.delete()
 
