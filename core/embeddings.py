@@ -236,7 +236,13 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
 
     def flush():
         if buf["id"]:
-            store.upsert({k: (np.stack(v) if k == "vector" else v) for k, v in buf.items()})
+            # rows of new items are plain appends; changed items replace their row by id
+            known = [i in existing for i in buf["id"]]
+            for write, want in ((store.append, False), (store.upsert, True)):
+                sel = [j for j, k in enumerate(known) if k == want]
+                if sel:
+                    write({k: (np.stack([v[j] for j in sel]) if k == "vector"
+                               else [v[j] for j in sel]) for k, v in buf.items()})
             for v in buf.values():
                 v.clear()
         if same_ids:

@@ -197,10 +197,8 @@ class VectorStore:
         return got_ids, out[:m], ext
 
     # -- writes ----------------------------------------------------------------------------
-    def upsert(self, rows):
-        """Inserts or replaces rows (dict of columns) by ``id`` — one atomic LanceDB commit."""
-        if not rows["id"]:
-            return
+    def _arrow(self, rows):
+        """A dict of columns (``id`` and ``vector`` required) as a table of this schema."""
         n = len(rows["id"])
         dim = self.dim
         now = datetime.now(timezone.utc)
@@ -217,9 +215,19 @@ class VectorStore:
                 pa.array(np.ascontiguousarray(rows["vector"], dtype=np.float32).ravel()), dim),
             "created_at": [now] * n,
         }
-        table = pa.Table.from_pydict(data, schema=schema(dim))
+        return pa.Table.from_pydict(data, schema=schema(dim))
+
+    def upsert(self, rows):
+        """Inserts or replaces rows (dict of columns) by ``id`` — one atomic LanceDB commit."""
+        if not rows["id"]:
+            return
         (self.table.merge_insert("id").when_matched_update_all()
-         .when_not_matched_insert_all().execute(table))
+         .when_not_matched_insert_all().execute(self._arrow(rows)))
+
+    def append(self, rows):
+        """Adds rows whose ids are not in the table yet (no id matching: a plain commit)."""
+        if rows["id"]:
+            self.table.add(self._arrow(rows))
 
     def set_fingerprints(self, ids, fingerprints):
         """Updates only the fingerprint of unchanged-content rows (file touched, same bytes)."""
