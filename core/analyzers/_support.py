@@ -14,14 +14,14 @@ Two ways, chosen by the input's kNN graph:
 * exact (the graph is exact, N small): blocked kNN of every item against each class, one
   N x N x D pass in total;
 * from the graph (large N, approximate graph): for each item, the classes among its graph
-  neighbours. A class with at least ``m_c`` members there has its exact top-``m_c`` mean; a class
-  with fewer is estimated by filling the missing members with the row's last (k-th) similarity
-  (an upper bound; where such an estimate would be an item's best class, it is replaced by the exact
-support, up to ``refine_rounds`` times); classes absent from the neighbourhood are not candidates
-for ``best``. An
-  item whose *own* class is not covered (the interesting ones: mislabels, outliers) gets its
-  own-class support exactly, by a blocked query against that class's members - so ``own`` is
-  always exact, and the cost is the uncovered items x their class size, not N x N.
+  neighbours. A class with at least ``m_c`` members there has its exact top-``m_c`` mean; a
+  class with fewer is estimated by filling the missing members with the row's last (k-th)
+  similarity (an upper bound; where such an estimate would be an item's best class, it is
+  replaced by the exact support, up to ``refine_rounds`` times); classes absent from the
+  neighbourhood are not candidates for ``best``. An item whose *own* class is not covered (the
+  interesting ones: mislabels, outliers) gets its own-class support exactly, by a blocked query
+  against that class's members - so ``own`` is always exact, and the cost is the uncovered
+  items x their class size, not N x N.
 """
 from __future__ import annotations
 
@@ -34,6 +34,20 @@ from .. import knn as _knn
 
 def members_k(n_c: int, lo: int = 3, hi: int = 10) -> int:
     return int(min(max(n_c // 5, lo), hi))
+
+
+def _mean_top(v, rows, members, k, n):
+    """Mean cosine of each of ``rows`` to its ``k`` most similar ``members`` (itself excluded
+    when it is one); NaN where there is none. Exact, blocked."""
+    pos = np.full(n, -1, np.int64)
+    pos[members] = np.arange(len(members))
+    k = min(int(k), len(members))
+    if k == 0:
+        return np.full(len(rows), np.nan)
+    _, s = _knn.knn_query(v[rows], v[members], k, exclude=pos[rows])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows with no finite sims
+        return np.nanmean(np.where(np.isfinite(s), s, np.nan), axis=1)
 
 
 def class_support(inp, codes: np.ndarray, n_classes: int, progress=None, span=(0.0, 1.0)):
@@ -59,15 +73,7 @@ def class_support(inp, codes: np.ndarray, n_classes: int, progress=None, span=(0
         idx = np.flatnonzero(codes == c)
         if len(idx) == 0:
             continue
-        m = members_k(len(idx))
-        excl = np.full(n, -1, np.int64)
-        excl[idx] = np.arange(len(idx))
-        k = min(m, len(idx))
-        _, s = _knn.knn_query(v, v[idx], k, exclude=excl)
-        s = np.where(np.isfinite(s), s, np.nan)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # rows with no finite sims
-            sc = np.nanmean(s, axis=1) if k > 0 else np.full(n, np.nan)
+        sc = _mean_top(v, np.arange(n), idx, members_k(len(idx)), n)
         mem = sc[idx]
         mem = mem[np.isfinite(mem)]
         if len(mem):
@@ -135,19 +141,9 @@ def _support_from_graph(inp, codes, n_classes, progress=None, span=(0.0, 1.0), b
     # own class not covered by the graph: exact query against the class's members
     todo = np.flatnonzero((codes >= 0) & ~np.isfinite(own_s))
     v = inp.vectors
-    for t, c in enumerate(np.unique(codes[todo])):
+    for c in np.unique(codes[todo]):
         rows = todo[codes[todo] == c]
-        idx = np.flatnonzero(codes == c)
-        k = min(int(mk[c]), len(idx))
-        if k == 0:
-            continue
-        pos = np.full(n, -1, np.int64)
-        pos[idx] = np.arange(len(idx))
-        _, s = _knn.knn_query(v[rows], v[idx], k, exclude=pos[rows])
-        s = np.where(np.isfinite(s), s, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            own_s[rows] = np.nanmean(s, axis=1)
+        own_s[rows] = _mean_top(v, rows, np.flatnonzero(codes == c), mk[c], n)
     report(progress, span[0] + (span[1] - span[0]) * 0.9, "class support")
     meds = np.full(n_classes, np.nan)
     lab = codes >= 0
@@ -166,7 +162,7 @@ def _support_from_graph(inp, codes, n_classes, progress=None, span=(0.0, 1.0), b
     best_c = np.where(np.isfinite(own), codes, -1).astype(np.int64)
     other = pc != codes[pr]                        # own class is ``own`` (always exact)
     pr, pc, ps, pcov = pr[other], pc[other], ps[other], pcov[other]
-    for _ in range(refine_rounds + 1):
+    for round_ in range(refine_rounds + 1):
         nd = (1.0 - ps) / den[pc]
         o = np.lexsort((nd, pr))                   # per row, smallest normalised distance first
         first = np.ones(len(o), bool)
@@ -174,15 +170,11 @@ def _support_from_graph(inp, codes, n_classes, progress=None, span=(0.0, 1.0), b
         top = o[first]
         wins = top[nd[top] < best[pr[top]]]
         est = wins[~pcov[wins]]                    # a winning class known only by its estimate
-        if not len(est) or _ == refine_rounds:
+        if not len(est) or round_ == refine_rounds:
             break
         for c in np.unique(pc[est]):               # exact support for those (item, class) pairs
             sel = est[pc[est] == c]
-            idx = np.flatnonzero(codes == c)
-            _, sv = _knn.knn_query(v[pr[sel]], v[idx], min(int(mk[c]), len(idx)))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                ps[sel] = np.nanmean(np.where(np.isfinite(sv), sv, np.nan), axis=1)
+            ps[sel] = _mean_top(v, pr[sel], np.flatnonzero(codes == c), mk[c], n)
             pcov[sel] = True
     r, d, c = pr[wins], nd[wins], pc[wins]
     best[r], best_c[r] = d, c
