@@ -1063,8 +1063,9 @@ class OpenSourceVideo(foo.Operator):
     the clip's first frame: this operator shows a clips view of that one video whose clip
     starts at the core frame (``to_clips([[(frame_number, last_frame)]])``, to the end of the
     video), and switches the App to the source video dataset with that view: one click on the
-    clip plays it. (The App loads the other dataset after the operator returns, so a sample
-    opened in the same call is looked up too early and not found.)
+    clip plays it. The App switches datasets after the operator returns and resets the view
+    when it arrives, so the view is set by a second step (``show_clip`` param) that re-queues
+    itself until the App is on the video dataset (at most ``MAX_WAIT_STEPS`` times).
     """
 
     @property

@@ -414,8 +414,12 @@ class ClusterPanel(foo.Panel):
             panel.md("No clustered items match the current view.", name="no_cards")
             return
         grid = panel.grid("cards", gap=1)  # flex-wrap
+        from ..core.video import is_core_frames
+
+        core_frames = not s["patches_field"] and is_core_frames(ctx.dataset)
         for i, c in enumerate(cards["cards"]):
-            video = logic.source_video_params(ctx.dataset, c, s["patches_field"])
+            video = (logic.source_video_params(ctx.dataset, c, s["patches_field"])
+                     if core_frames else None)
             self._card(grid, i, c, cards, what, sel, video)
 
     def _card(self, grid, i, c, cards, what, sel, video=None):
