@@ -132,6 +132,7 @@ def section_fmnist70k(quick):
 def section_reliability(quick):
     """Runs the reliability tests for real (pytest, real MongoDB + LanceDB) and reports what
     they measured: broken and unusual files, SIGKILLs during embedding and during analysis."""
+    import collections
     import json
     import tempfile
     import xml.etree.ElementTree as ET
@@ -153,6 +154,7 @@ def section_reliability(quick):
     crashed = [c for c in failing if c.startswith("test_broken_files")]
     fig = json.loads((tmp / "figures.json").read_text())
     f, e, a = fig.get("files", {}), fig.get("embedding_kills", {}), fig.get("analysis_kills", {})
+    c = fig.get("commit_kills", {})
     rows = [
         ("files tried (broken + unusual)",
          f"{f.get('tried')} ({f.get('broken')} broken, {f.get('unusual')} unusual)",
@@ -170,6 +172,10 @@ def section_reliability(quick):
         ("analysis kills with a half-written field", str(a.get("half_written")),
          (", ".join(a.get("torn") or []) or "none")
          + f"; next run repaired every field: {a.get('repaired_by_next_run')}"),
+        ("SIGKILLs inside the field commit", str(c.get("kills_inside_commit")),
+         f"{c.get('fields')} fields each, half-written: {c.get('half_written')}; "
+         + ", ".join(f"{k}: {v}" for k, v in sorted(
+             collections.Counter(c.get("outcomes") or []).items()))),
     ]
     body = ("`pytest " + " ".join(tests) + "` with `VC_FIGURES` set: real MongoDB, real LanceDB, "
             "workers killed with SIGKILL at seeded random points (rows committed, or a share of "

@@ -6,7 +6,11 @@ passes ``overwrite=True``.
 """
 from __future__ import annotations
 
+import logging
+
 from . import config as cfg
+
+logger = logging.getLogger(__name__)
 
 MARK = "visual_curation"
 
@@ -56,69 +60,198 @@ def mark(dataset, path, description=None):
 
 
 TMP_PREFIX = "vc_tmp_"
+JOURNAL = "visual_curation_commits"
+
+# The commit of a write: one server-side $rename of every temporary field over its final name.
+# MongoDB aborts a multi-document update when its client disconnects, so a run killed during the
+# rename would leave a field on part of the samples. The rename therefore runs in a separate
+# process of its own session (pymongo only, started while the values are written) that outlives
+# the run once it has been sent the renames. Before they are sent, a journal document names
+# them, so that the next write (or recover()) finishes a commit that process never received or
+# did not finish (roll forward: $rename is idempotent per document); until then every field is
+# whole, with its old values.
+_COMMIT_AGENT = """
+import json, os, sys
+import pymongo
+conn = json.loads(os.environ["VC_COMMIT_CONN"])
+db = pymongo.MongoClient(**conn["kwargs"])[conn["db"]]
+db.command("ping")
+spec = sys.stdin.read()  # sent once the temporaries are written; nothing if the run died first
+if spec:
+    spec = json.loads(spec)
+    db[spec["coll"]].update_many({}, {"$rename": spec["renames"]})
+    db[spec["journal"]].delete_one({"_id": spec["coll"]})
+"""
+
+
+def _start_commit_process():
+    """Starts the commit process early (interpreter start, pymongo import and connection take
+    ~0.5 s), in its own session so that nothing sent to this run reaches it. None if it cannot
+    start: the commit then runs in this process."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import fiftyone as fo
+    import fiftyone.core.odm.database as food
+
+    try:
+        food.get_db_client()  # connected, so the connection settings are known
+        conn = dict(kwargs=dict(food._connection_kwargs), db=fo.config.database_name)
+        return subprocess.Popen([sys.executable, "-c", _COMMIT_AGENT], start_new_session=True,
+                                env={**os.environ, "VC_COMMIT_CONN": json.dumps(conn)},
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    except (OSError, subprocess.SubprocessError, TypeError) as e:
+        logger.warning("Field commit process did not start (%s); committing in this process", e)
+        return None
 
 
 def _tmp_name(name):
     return TMP_PREFIX + name[len(cfg.FIELD_PREFIX):]
 
 
-def _declare(dataset, name, kind):
+def _journal():
+    import fiftyone.core.odm as foo
+
+    return foo.get_db_conn()[JOURNAL]
+
+
+def pending_commit(dataset):
+    """The renames ``{temporary: final}`` of a commit that has not finished, or None."""
+    doc = _journal().find_one({"_id": dataset._sample_collection_name})
+    return doc["renames"] if doc else None
+
+
+def recover(dataset):
+    """Finishes a field commit that an interrupted run left pending. Returns True if there was
+    one. Safe at any time: renaming a temporary field over its final name is idempotent."""
+    renames = pending_commit(dataset)
+    if not renames:
+        return False
+    dataset._sample_collection.update_many({}, {"$rename": renames})
+    _journal().delete_one({"_id": dataset._sample_collection_name})
+    _reload(dataset)
+    return True
+
+
+def _reload(dataset):
+    import fiftyone.core.sample as fos
+
+    fos.Sample._reload_docs(dataset._sample_collection_name)
+    dataset.reload()
+
+
+def _commit(dataset, renames, proc):
+    import json
+
+    coll = dataset._sample_collection_name
+    _journal().replace_one({"_id": coll}, {"_id": coll, "renames": renames}, upsert=True)
+    if proc is not None:
+        spec = dict(coll=coll, journal=JOURNAL, renames=renames)
+        try:
+            _, err = proc.communicate(json.dumps(spec), timeout=3600)
+            if proc.returncode:
+                logger.warning("Field commit process failed (%s); committing in this process",
+                               err.strip().splitlines()[-1:] or proc.returncode)
+        except (OSError, ValueError) as e:
+            logger.warning("Field commit process failed (%s); committing in this process", e)
+    recover(dataset)  # a no-op when the commit process finished; else finishes it here
+    _reload(dataset)
+
+
+def _declare(dataset, name, kind, description=None):
     """Adds an empty sample field of a simple declared kind ("int", "float", "str", "bool",
     "list[str]")."""
     import fiftyone.core.fields as fof
 
     if kind == "list[str]":
-        dataset.add_sample_field(name, fof.ListField, subfield=fof.StringField)
-        return
-    ftype = {"int": fof.IntField, "float": fof.FloatField, "str": fof.StringField,
-             "bool": fof.BooleanField}[kind]
-    dataset.add_sample_field(name, ftype)
+        ftype, kw = fof.ListField, dict(subfield=fof.StringField)
+    else:
+        ftype, kw = {"int": fof.IntField, "float": fof.FloatField, "str": fof.StringField,
+                     "bool": fof.BooleanField}[kind], {}
+    dataset.add_sample_field(name, ftype, **kw)
+    mark(dataset, name, description)
+
+
+def _kind(field):
+    """(field class, element class) — what a field stores."""
+    sub = getattr(field, "field", None)
+    return type(field), (type(sub) if sub is not None else None)
+
+
+def _declare_like(dataset, name, field, description=None):
+    ftype, sub = _kind(field)
+    dataset.add_sample_field(name, ftype, **({"subfield": sub} if sub else {}))
+    mark(dataset, name, description)
 
 
 def set_sample_values(collection, values, descriptions=None, overwrite=False, types=None):
-    """Bulk-writes ``{field: [value per sample in collection order]}`` on ``collection``, each
-    field all-or-nothing.
+    """Bulk-writes ``{field: [value per sample in collection order]}`` on ``collection``; all the
+    fields of one call change together or not at all.
 
     ``values`` lists must be aligned with ``collection.values("id")``. Each field is written in
     bulk into a temporary field (pre-filled server-side with the current values when the
-    collection is only part of the dataset) and then renamed over the old one, so a crash while
-    the values are written never leaves a half-written field. The final swap uses FiftyOne's
-    delete/rename, which update the sample documents one by one: a kill inside that short
-    window can leave the field on part of the samples until the next run rewrites it.
-    ``types``: ``{field: "int"|"float"|"str"|"bool"|"list[str]"}`` declares the fields whose
-    values are all None, so they still exist ("analysed, nothing found").
+    collection is only part of the dataset); then one commit renames every temporary field over
+    its final name (see ``_COMMIT_AGENT``: it outlives a killed run, and a journal lets the next
+    write finish it). Readers never see a field on only part of the samples once a commit has
+    finished. ``types``: ``{field: "int"|"float"|"str"|"bool"|"list[str]"}`` declares the fields
+    whose values are all None, so they still exist ("analysed, nothing found").
     """
     dataset = collection._dataset
     check_writable(dataset, values.keys(), overwrite=overwrite)
+    recover(dataset)
+    descriptions = descriptions or {}
     whole = collection is dataset or len(collection) == len(dataset)
+    stale = [f for f in dataset.get_field_schema() if f.startswith(TMP_PREFIX)]
+    if stale:  # left over by an interrupted run that never reached its commit
+        dataset.delete_sample_fields(stale)
+    renames = {}
+    proc = _start_commit_process()
+    try:
+        _write_temporaries(dataset, collection, values, whole, descriptions, types, renames)
+        if renames:
+            _commit(dataset, renames, proc)
+            proc = None
+    finally:
+        if proc is not None and proc.poll() is None:  # nothing to commit, or a failed write
+            proc.communicate("")
+    if renames:
+        dataset.delete_sample_fields(list(renames))  # their schema entries: no sample holds them
+
+
+def _write_temporaries(dataset, collection, values, whole, descriptions, types, renames):
     raw = dataset._sample_collection
     for name, vals in values.items():
         tmp = _tmp_name(name)
-        if dataset.has_sample_field(tmp):  # left over by an interrupted run
-            dataset.delete_sample_field(tmp)
-        exists = dataset.has_sample_field(name)
+        old = _field_obj(dataset, name)
         vals = list(vals)
         if all(v is None for v in vals):  # nothing to infer a type from
-            if exists:
-                collection.set_values(name, vals)
-            elif (types or {}).get(name):     # declared: "analysed, nothing found"
-                _declare(dataset, name, types[name])
-                mark(dataset, name, (descriptions or {}).get(name))
-            continue
-        if exists and not whole:
-            raw.update_many({}, [{"$set": {tmp: "$" + name}}])
-        if any(isinstance(v, list) for v in vals) and all(
+            if old is not None:
+                _declare_like(dataset, tmp, old)
+            elif (types or {}).get(name):  # declared: "analysed, nothing found"
+                _declare(dataset, tmp, types[name])
+            else:
+                continue
+        elif any(isinstance(v, list) for v in vals) and all(
                 isinstance(x, str) for v in vals if isinstance(v, list) for x in v):
             # declare list-of-strings fields up front: inferred from a first value of [] the
             # element type would be unknown and the App could not filter the field
-            import fiftyone.core.fields as fof
-
-            dataset.add_sample_field(tmp, fof.ListField, subfield=fof.StringField)
+            _declare(dataset, tmp, "list[str]")
+        if old is not None and not whole:
+            raw.update_many({}, [{"$set": {tmp: "$" + name}}])
         collection.set_values(tmp, vals)
-        mark(dataset, tmp, (descriptions or {}).get(name))
-        if exists:
+        mark(dataset, tmp)
+        new = _field_obj(dataset, tmp)
+        if old is not None and _kind(old) != _kind(new):  # a type change: not atomic, rare
             dataset.delete_sample_field(name)
-        dataset.rename_sample_field(tmp, name)
+            old = None
+        if old is None:  # declared before the commit: its values never exist undeclared
+            _declare_like(dataset, name, new, descriptions.get(name))
+        else:
+            mark(dataset, name, descriptions.get(name))
+        renames[tmp] = name
 
 
 def set_sample_values_by_id(dataset, field, mapping, description=None, overwrite=False):
