@@ -221,27 +221,78 @@ def set_sample_values(collection, values, descriptions=None, overwrite=False, ty
         dataset.delete_sample_fields(list(renames))  # their schema entries: no sample holds them
 
 
+_PY_KIND = {bool: "bool", int: "int", float: "float", str: "str"}
+
+
+def _infer_kind(vals):
+    """The declared kind of plain Python values (None when mixed or not a simple kind)."""
+    kinds = set()
+    for v in vals:
+        if v is None:
+            continue
+        if isinstance(v, list):
+            if not all(isinstance(x, str) for x in v):
+                return None
+            kinds.add("list[str]")
+        else:
+            k = _PY_KIND.get(type(v))
+            if k is None:
+                return None
+            kinds.add(k)
+    if kinds == {"int", "float"}:
+        return "float"
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _bulk_set(dataset, ids, columns):
+    """Writes ``{field: [value per id]}`` for the sample ``ids`` in one server-side pass: the
+    rows go into a staging collection, then one ``$merge`` joins them into the samples by _id
+    (one update per sample for all fields, instead of one bulk write per field)."""
+    from datetime import datetime
+
+    import fiftyone.core.odm as foo
+    from bson import ObjectId
+
+    if not columns:
+        return
+    coll = dataset._sample_collection_name
+    stage = foo.get_db_conn()[f"visual_curation_stage.{coll}"]
+    stage.drop()
+    names = list(columns)
+    now = datetime.utcnow()
+    block = 20000
+    try:
+        for k in range(0, len(ids), block):
+            stop = min(k + block, len(ids))
+            stage.insert_many([{"_id": ObjectId(ids[j]), "last_modified_at": now,
+                                **{f: columns[f][j] for f in names}} for j in range(k, stop)],
+                              ordered=False)
+        list(stage.aggregate([{"$merge": {"into": coll, "on": "_id", "whenMatched": "merge",
+                                          "whenNotMatched": "discard"}}]))
+    finally:
+        stage.drop()
+
+
 def _write_temporaries(dataset, collection, values, whole, descriptions, types, renames):
     raw = dataset._sample_collection
+    columns = {}
     for name, vals in values.items():
         tmp = _tmp_name(name)
         old = _field_obj(dataset, name)
         vals = list(vals)
-        if all(v is None for v in vals):  # nothing to infer a type from
-            if old is not None:
-                _declare_like(dataset, tmp, old)
-            elif (types or {}).get(name):  # declared: "analysed, nothing found"
-                _declare(dataset, tmp, types[name])
-            else:
-                continue
-        elif any(isinstance(v, list) for v in vals) and all(
-                isinstance(x, str) for v in vals if isinstance(v, list) for x in v):
-            # declare list-of-strings fields up front: inferred from a first value of [] the
-            # element type would be unknown and the App could not filter the field
-            _declare(dataset, tmp, "list[str]")
-        if old is not None and not whole:
+        kind = (types or {}).get(name) or _infer_kind(vals)
+        if old is not None and not whole:  # the samples outside the collection keep theirs
             raw.update_many({}, [{"$set": {tmp: "$" + name}}])
-        collection.set_values(tmp, vals)
+        if all(v is None for v in vals) and old is not None:
+            _declare_like(dataset, tmp, old)
+            columns[tmp] = vals
+        elif kind is not None:
+            _declare(dataset, tmp, kind)
+            columns[tmp] = vals
+        elif all(v is None for v in vals):  # nothing to infer a type from, nothing declared
+            continue
+        else:  # values of another kind: FiftyOne infers and validates their type
+            collection.set_values(tmp, vals)
         mark(dataset, tmp)
         new = _field_obj(dataset, tmp)
         if old is not None and _kind(old) != _kind(new):  # a type change: not atomic, rare
@@ -252,6 +303,8 @@ def _write_temporaries(dataset, collection, values, whole, descriptions, types, 
         else:
             mark(dataset, name, descriptions.get(name))
         renames[tmp] = name
+    if columns:
+        _bulk_set(dataset, collection.values("id"), columns)
 
 
 def set_sample_values_by_id(dataset, field, mapping, description=None, overwrite=False):

@@ -74,35 +74,90 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
+#: items from which map_items reads in worker processes (forked: no pickling of ``fn``, no
+#: re-import of the caller's script) instead of threads, whose per-image Python work holds the GIL
+PROCESS_MIN_ITEMS = 4000
+CHUNK = 256
+
+_JOB = None  # (fn, filepaths, boxes) inherited by forked workers
+
+
+def _one(fn, path, box):
+    try:
+        return fn(read_rgb(path, box)), None
+    except Exception as e:  # noqa: BLE001
+        return None, (str(e) or type(e).__name__)
+
+
+def _worker_init():
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    cv2.setNumThreads(1)
+    threadpool_limits(1)
+
+
+def _chunk(indices):
+    fn, filepaths, boxes = _JOB
+    return [(i, *_one(fn, filepaths[i], boxes[i] if boxes is not None else None))
+            for i in indices]
+
+
+def _fork_context():
+    import multiprocessing
+    import os
+
+    if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
+
+
 def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0), msg=""):
-    """Apply ``fn(rgb_array) -> value`` to each item index in a 2-thread pool.
+    """Apply ``fn(rgb_array) -> value`` to each item index, in ``WORKERS`` forked processes
+    for large batches (``PROCESS_MIN_ITEMS``) and a thread pool otherwise.
 
     Returns ``(values dict index->value, errors dict index->message)``; a failing read or
     ``fn`` becomes an error entry, never an exception.
     """
     from .base import report
 
+    global _JOB
     indices = list(indices)
     out, errors = {}, {}
+    n = max(len(indices), 1)
+    step = max(1, n // 50)
+    done = 0
 
-    def work(i):
+    def take(i, val, err):
+        nonlocal done
+        if err is None:
+            out[i] = val
+        else:
+            errors[i] = err
+        done += 1
+        if done % step == 0:
+            report(progress, span[0] + (span[1] - span[0]) * done / n, msg)
+
+    ctx = _fork_context() if len(indices) >= PROCESS_MIN_ITEMS else None
+    if ctx is not None:
+        _JOB = (fn, filepaths, boxes)
         try:
-            rgb = read_rgb(filepaths[i], boxes[i] if boxes is not None else None)
-            return i, fn(rgb), None
-        except Exception as e:  # noqa: BLE001
-            return i, None, (str(e) or type(e).__name__)
+            chunks = [indices[k:k + CHUNK] for k in range(0, len(indices), CHUNK)]
+            with ctx.Pool(WORKERS, initializer=_worker_init) as pool:
+                for res in pool.imap(_chunk, chunks):
+                    for item in res:
+                        take(*item)
+        finally:
+            _JOB = None
+        return out, errors
 
     from threadpoolctl import threadpool_limits
 
-    n = max(len(indices), 1)
-    step = max(1, n // 50)
+    def work(i):
+        return (i, *_one(fn, filepaths[i], boxes[i] if boxes is not None else None))
+
     # the per-image matrix products are tiny: BLAS threads inside each worker only contend
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(WORKERS) as pool:
-        for done, (i, val, err) in enumerate(pool.map(work, indices), 1):
-            if err is None:
-                out[i] = val
-            else:
-                errors[i] = err
-            if done % step == 0:
-                report(progress, span[0] + (span[1] - span[0]) * done / n, msg)
+        for item in pool.map(work, indices):
+            take(*item)
     return out, errors

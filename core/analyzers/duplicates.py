@@ -69,18 +69,24 @@ def _laplacian(t):
 
 
 def signature(rgb, crops):
-    """Stage-1 signature of one image: (grey stack, Laplacian stack) float16 (n_crops, T*T) of
-    its centre crops, and the keep-rule statistics."""
+    """Stage-1 signature of one image: its centre crops' grey thumbnails, normalised, float16
+    (n_crops, T*T), and the keep-rule statistics. (The Laplacian thumbnails the detail check
+    compares are computed from these, for the few pairs that reach it.)"""
     import cv2
 
     g = _pixels.to_gray(rgb)
     base = cv2.resize(g, (BASE, BASE), interpolation=cv2.INTER_AREA).astype(np.float32)
     R = crop_matrices(crops)
     T = (R @ base) @ R.transpose(0, 2, 1)                  # (n_crops, THUMB, THUMB)
-    n = len(T)
-    gs = T.reshape(n, -1)
-    hs = _laplacian(T).reshape(n, -1)
-    return _unit(gs).astype(np.float16), _unit(hs).astype(np.float16), keep_stats(rgb)
+    return _unit(T.reshape(len(T), -1)).astype(np.float16), keep_stats(rgb)
+
+
+def detail(g):
+    """Normalised Laplacian (fine detail) thumbnails of normalised grey thumbnails (p, T*T).
+    The Laplacian is linear and zero on constants, so this equals the Laplacian of the raw
+    thumbnail, normalised."""
+    t = np.asarray(g, np.float32).reshape(-1, THUMB, THUMB)
+    return _unit(_laplacian(t).reshape(len(t), -1))
 
 
 def keep_stats(rgb):
@@ -286,13 +292,12 @@ class DuplicatesAnalyzer(Analyzer):
         ok = np.array([a in sigs and b in sigs for a, b in pairs], bool)
         pairs = pairs[ok]
         if not len(pairs):
-            return [], {i: s[2] for i, s in sigs.items()}, errors
+            return [], {i: s[1] for i, s in sigs.items()}, errors
         order = sorted(sigs)
         pos = np.full(len(inp), -1, np.int64)
         pos[order] = np.arange(len(order))
         G = np.stack([sigs[i][0] for i in order])            # (M, crops, T*T) float16
-        H = np.stack([sigs[i][1] for i in order])
-        stats = {i: s[2] for i, s in sigs.items()}
+        stats = {i: s[1] for i, s in sigs.items()}
         del sigs
         G0 = G[:, 0].astype(np.float32)                      # full-image thumbnails
         pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
@@ -318,8 +323,10 @@ class DuplicatesAnalyzer(Analyzer):
         if len(cand):
             cropped = np.where(crop_b[cand], pb[cand], pa[cand])
             full = np.where(crop_b[cand], pa[cand], pb[cand])
-            det = np.einsum("pd,pd->p", H[cropped, best_m[cand]].astype(np.float32),
-                            H[full, 0].astype(np.float32))
+            det = np.concatenate([
+                np.einsum("pd,pd->p", detail(G[cropped[b:b + 8192], best_m[cand[b:b + 8192]]]),
+                          detail(G[full[b:b + 8192], 0]))
+                for b in range(0, len(cand), 8192)])
             for j in cand[det >= float(p["dup_min_detail"])]:
                 mi = crops[int(best_m[j])]
                 survivors.append((int(pairs[j, 0]), int(pairs[j, 1]),
