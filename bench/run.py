@@ -129,6 +129,15 @@ def section_fmnist70k(quick):
     return "70k real images against the FiftyOne Brain", scale.fmnist70k_table(r)
 
 
+def section_incremental(quick):
+    """1 % new samples on a 70k dataset: the incremental run vs the full run (issue goal < 5 %),
+    earlier samples unchanged, new samples as a from-scratch run places them."""
+    from bench import scale
+
+    r = scale.run_incremental70k(20_000 if quick else 70_000)
+    return "Incremental: 1 % new samples on 70k", scale.incremental_table(r)
+
+
 def section_reliability(quick):
     """Runs the reliability tests for real (pytest, real MongoDB + LanceDB) and reports what
     they measured: broken and unusual files, SIGKILLs during embedding and during analysis."""
@@ -187,7 +196,8 @@ def section_reliability(quick):
 
 
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
-            "fmnist70k": section_fmnist70k, "scale": section_scale,
+            "fmnist70k": section_fmnist70k, "incremental": section_incremental,
+            "scale": section_scale,
             "reliability": section_reliability}
 
 

@@ -120,7 +120,10 @@ def analyze(sample_collection, label_field=None, embeddings_field=None, patches_
         thresholds: ``{issue: threshold}`` for ``vc_issues`` (default 0.5 each)
         progress: None/True/False or a FiftyOne progress callback
         overwrite: allow replacing a user's own field of the same name
-        force: recompute even if an identical run exists
+        force: recompute everything even if an identical run exists
+        incremental: None (default) analyses only the samples added since the last full run
+            when that is possible (see :mod:`.incremental`), False always runs in full, True
+            logs a warning when a full run is needed
         wait: seconds to wait for another analysis of the same dataset before raising
             :class:`~visual_curation.core.locks.RunLockedError`
         **params: analyzer parameters (see each analyzer's ``defaults``)
@@ -138,7 +141,7 @@ def analyze(sample_collection, label_field=None, embeddings_field=None, patches_
 
 def _analyze(sample_collection, label_field=None, embeddings_field=None, patches_field=None,
             analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
-            uri=None, overwrite=False, force=False, **params):
+            uri=None, overwrite=False, force=False, incremental=None, **params):
     from .analyzers import REGISTRY
     from .analyzers.base import AnalysisInput, jsonable
     from .embeddings import compute_embeddings, import_embeddings
@@ -204,6 +207,10 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
     def sub(lst):
         return None if lst is None else [lst[j] for j in sel]
 
+    base = _incremental_base(dataset, key, prev, names, label_field, patches_field, conf,
+                             thresholds, run_params, ids, labels, v_ids, store, incremental,
+                             force)
+
     inp = AnalysisInput(
         ids=list(v_ids),
         vectors=vecs if len(sel) else np.zeros((0, 1), np.float32),
@@ -213,6 +220,9 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
         created=sub(created),
         planned=tuple(names),
     )
+    if base is not None:
+        return _analyze_increment(sample_collection, inp, base, names, params, thresholds,
+                                  key, fingerprint, overwrite, progress, t0)
     out, summaries, errors, timings = {}, {}, {}, {}
     import fiftyone.core.utils as fou
 
@@ -277,13 +287,179 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
     if "clusters" in summaries:
         summary["clusters"] = {str(i + 1): lv.get("n_clusters") for i, lv in
                                enumerate(summaries["clusters"].get("levels") or [])}
+    inc_state = None if patches_field else dict(
+        ids=_encode_ids(inp.ids), labels=_labels_hash(inp.labels), at=t0,
+        full_items=len(inp), added_since_full=0)
     vcr.save(dataset, key, vcr.METHOD_ANALYSIS,
              dict(fingerprint=fingerprint, analyses=names, label_field=label_field,
                   patches_field=patches_field, embeddings=conf["table"],
                   model=conf.get("model_key"), thresholds=thresholds, params=run_params,
                   fields=[prefix + f for f in out]),
-             results=dict(summary=summary, details=jsonable(summaries)))
+             results=dict(summary=summary, details=jsonable(summaries), incremental=inc_state))
     logger.info("analyze: %s", summary)
+    return summary
+
+
+def _encode_ids(ids):
+    import base64
+
+    return base64.b64encode(b"".join(bytes.fromhex(i) for i in ids)).decode("ascii")
+
+
+def _decode_ids(text):
+    import base64
+
+    raw = base64.b64decode(text)
+    return [raw[j:j + 12].hex() for j in range(0, len(raw), 12)]
+
+
+def _labels_hash(labels):
+    return vcr.params_hash(list(labels)) if labels is not None else None
+
+
+def _incremental_base(dataset, key, prev, names, label_field, patches_field, conf, thresholds,
+                      run_params, ids, labels, v_ids, store, incremental, force):
+    """The earlier run that this one can extend (``dict`` with its record and the rows of the
+    earlier items), or None when a full run is needed (logged with the reason)."""
+    from .incremental import MAX_SHARE
+
+    if incremental is False or force or patches_field or prev is None:
+        return None
+
+    def full(why):
+        (logger.warning if incremental else logger.info)(
+            "analyze: full run (%s)", why)
+        return None
+
+    same = (sorted(prev.get("analyses") or []) == sorted(names)
+            and prev.get("label_field") == label_field
+            and prev.get("embeddings") == conf["table"]
+            and prev.get("thresholds") == thresholds and prev.get("params") == run_params)
+    if not same:
+        return full("the settings differ from the earlier run")
+    res = vcr.load_results(dataset, key) or {}
+    state = res.get("incremental")
+    if not state:
+        return full("the earlier run has no incremental state")
+    prev_ids = _decode_ids(state["ids"])
+    row_of = {i: r for r, i in enumerate(v_ids)}
+    rows = [row_of.get(i) for i in prev_ids]
+    if any(r is None for r in rows):
+        return full("items of the earlier run were removed or lost their vectors")
+    if labels is not None:
+        lab_of = dict(zip(ids, labels))
+        if _labels_hash([lab_of[i] for i in prev_ids]) != state.get("labels"):
+            return full("labels of earlier items changed")
+    added = len(v_ids) - len(prev_ids)
+    if added <= 0:
+        return full("no new items")
+    since = int(state.get("added_since_full", 0)) + added
+    if since > MAX_SHARE * len(v_ids):
+        return full(f"{since} items added since the last full run, over "
+                    f"{MAX_SHARE:.0%} of the dataset")
+    # vectors of earlier items rewritten since that run (changed files re-embedded)
+    t = store.read(["id", "created_at"])
+    old_set = set(prev_ids)
+    at = state["at"]
+    redone = sum(1 for i, c in zip(t.column("id").to_pylist(), t.column("created_at").to_pylist())
+                 if c is not None and i in old_set and c.timestamp() > at)
+    if redone:
+        return full(f"{redone} earlier items were re-embedded")
+    from .incremental import missing_state
+
+    classes = sorted({str(x) for x in labels if x is not None}) if labels is not None else []
+    why = missing_state(names, res.get("details") or {}, classes)
+    if why:
+        return full(why)
+    old = np.zeros(len(v_ids), bool)
+    old[rows] = True
+    return dict(record=prev, results=res, state=state, old=old, since=since)
+
+
+def _analyze_increment(collection, inp, base, names, params, thresholds, key, fingerprint,
+                       overwrite, progress, t0):
+    """Adds the new items to the earlier run (see :mod:`.incremental`) and writes their fields
+    (and those of earlier items whose duplicate group they joined)."""
+    from fiftyone import ViewField as F
+
+    from . import incremental as vci
+    from .analyzers import REGISTRY
+
+    dataset = collection._dataset
+    old = base["old"]
+    new = np.flatnonzero(~old)
+    details = (base["results"].get("details") or {})
+    prm = {a: REGISTRY[a].params(**{k: v for k, v in params.items() if k in REGISTRY[a].defaults})
+           for a in names}
+    row_of = {i: r for r, i in enumerate(inp.ids)}
+
+    def read(rows, fields):
+        want = list(dict.fromkeys(inp.ids[int(r)] for r in rows))
+        got = dataset.select(want).values(["id"] + list(fields)) if want else [[]] * (
+            len(fields) + 1)
+        maps = {f: dict(zip(got[0], got[j + 1])) for j, f in enumerate(fields)}
+        return {f: [maps[f].get(inp.ids[int(r)]) for r in rows] for f in fields}
+
+    def read_groups(gids):
+        got = dataset.match(F("vc_dup_group").is_in(list(gids))).values(["id", "vc_dup_group"])
+        return [(row_of[i], g) for i, g in zip(*got) if i in row_of]
+
+    vals, inc, errors = vci.update(inp, new, old, names, prm, details, read, read_groups,
+                                   progress)
+    rows = sorted({r for col in vals.values() for r in col})
+    # vc_issues: from the written values; earlier items keep theirs but for "duplicate"
+    earlier = [r for r in rows if old[r]]
+    stored_issues = read(earlier, ["vc_issues"])["vc_issues"] if earlier else []
+    prev_issues = dict(zip(earlier, stored_issues))
+    issues, counts = {}, {}
+    for r in rows:
+        if old[r]:
+            had = prev_issues.get(r) or []
+            lst = [x for x in had if x != "duplicate"]
+            if vals.get("vc_duplicate", {}).get(r):
+                lst.insert(0, "duplicate")
+            counts["duplicate"] = counts.get("duplicate", 0) + (
+                ("duplicate" in lst) - ("duplicate" in had))
+            issues[r] = lst
+            continue
+        lst = []
+        for issue, f in ISSUES.items():
+            v = vals.get(f, {}).get(r)
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            if (bool(v) if f == "vc_duplicate" else float(v) >= thresholds[issue]):
+                lst.append(issue)
+                counts[issue] = counts.get(issue, 0) + 1
+        issues[r] = lst
+    vals["vc_issues"] = issues
+    keep = vcf.KEEP
+    out = {f: [_plain(col[r]) if r in col else keep for r in rows] for f, col in vals.items()}
+    vcf.set_sample_values(collection, out, descriptions=DESCRIPTIONS, overwrite=overwrite,
+                          types=FIELD_TYPES, ids=[inp.ids[r] for r in rows])
+    # the record: the earlier run extended by the new items
+    res = base["results"]
+    summary = dict(res.get("summary") or {})
+    summary["items"] = len(collection)
+    summary["analysed"] = int(len(inp))
+    summary["issues"] = {k: int(v) + counts.get(k, 0)
+                         for k, v in (summary.get("issues") or {}).items()}
+    levels = ((details.get("clusters") or {}).get("levels")) or []
+    for lv, (f, sizes) in enumerate((inc.pop("clusters", None) or {}).items()):
+        if lv < len(levels):
+            by_id = {c["id"]: c for c in levels[lv].get("clusters") or []}
+            for cid, nadd in sizes.items():
+                if int(cid) in by_id:
+                    by_id[int(cid)]["size"] += nadd
+    inc["seconds"] = round(time.time() - t0, 3)
+    inc["added_since_full"] = base["since"]
+    summary["incremental"] = inc
+    summary["seconds"] = inc["seconds"]
+    state = dict(base["state"], ids=_encode_ids(inp.ids), labels=_labels_hash(inp.labels),
+                 at=t0, added_since_full=base["since"])
+    record = {k: v for k, v in base["record"].items() if k not in ("method", "cls", "type")}
+    vcr.save(dataset, key, vcr.METHOD_ANALYSIS, dict(record, fingerprint=fingerprint),
+             results=dict(summary=summary, details=details, incremental=state))
+    logger.info("analyze: incremental, %s", inc)
     return summary
 
 

@@ -382,16 +382,34 @@ def import_embeddings(sample_collection, embeddings_field=None, uri=None, patche
     stale = [i for i in existing if i not in alive]
     if stale:
         store.delete(stale)
-    for s in range(0, len(present), 50_000):
-        chunk = present[s:s + 50_000]
-        store.upsert({"id": [r[0] for r in chunk], "sample_id": [r[1] for r in chunk],
-                      "filepath": [r[2] for r in chunk],
-                      "fingerprint": [vci.file_fingerprint(r[2]) for r in chunk],
-                      "vector": vecs[s:s + 50_000]})
-    store.compact()
+    # rows whose vector is already stored unchanged are not rewritten (their write time is
+    # what tells incremental analyses that an item is unchanged)
+    known = [j for j, r in enumerate(present) if r[0] in existing]
+    same = set()
+    if known:
+        got_ids, got, _ = store.vectors([present[j][0] for j in known])
+        at = {i: r for r, i in enumerate(got_ids)}
+        for j in known:
+            r = at.get(present[j][0])
+            if r is not None and np.allclose(got[r], vecs[j], rtol=0, atol=1e-6):
+                same.add(j)
+    todo = np.array([j for j in range(len(present)) if j not in same], np.int64)
+    for s in range(0, len(todo), 50_000):
+        sel = todo[s:s + 50_000]
+        chunk = [present[j] for j in sel]
+        rows_ = {"id": [r[0] for r in chunk], "sample_id": [r[1] for r in chunk],
+                 "filepath": [r[2] for r in chunk],
+                 "fingerprint": [vci.file_fingerprint(r[2]) for r in chunk],
+                 "vector": vecs[sel]}
+        if all(r[0] not in existing for r in chunk):
+            store.append(rows_)
+        else:
+            store.upsert(rows_)
+    if len(todo) or stale:
+        store.compact()
     store.ensure_index()
     summary = EmbeddingsRun(model=key, table=store.name, uri=store.uri, kind=kind,
-                            total=len(rows), embedded=len(present), removed=len(stale),
+                            total=len(rows), embedded=int(len(todo)), removed=len(stale),
                             skipped=len(rows) - len(present), seconds=round(time.time() - t0, 3))
     vcr.save(dataset, embeddings_run_key(key, kind), vcr.METHOD_EMBEDDINGS,
              dict(model=key, pretrained=None, model_key=key,

@@ -59,16 +59,20 @@ def mark(dataset, path, description=None):
     f.save()
 
 
-TMP_PREFIX = "vc_tmp_"
+TMP_PREFIX = "vc_tmp_"   # temporaries of earlier versions, removed when found
 JOURNAL = "visual_curation_commits"
+STAGE_PREFIX = "visual_curation_stage."
+#: a value in ``set_sample_values`` that leaves the sample's field as it is
+KEEP = type("Keep", (), {"__repr__": lambda self: "KEEP"})()
 
-# The commit of a write: one server-side $rename of every temporary field over its final name.
-# MongoDB aborts a multi-document update when its client disconnects, so a run killed during the
-# rename would leave a field on part of the samples. The rename therefore runs in a separate
-# process of its own session (pymongo only, started while the values are written) that outlives
-# the run once it has been sent the renames. Before they are sent, a journal document names
-# them, so that the next write (or recover()) finishes a commit that process never received or
-# did not finish (roll forward: $rename is idempotent per document); until then every field is
+# A write is staged, then committed in one server operation. The values go, one row per sample
+# with every field, into a staging collection that no reader looks at; the commit is one
+# aggregation ``$merge`` of those rows into the samples by _id. MongoDB aborts a multi-document
+# operation when its client disconnects, so the commit runs in a separate process of its own
+# session (pymongo only, started while the rows are staged) that outlives a killed run once it
+# has been told to go. Before that, a journal document names the staging collection, so that
+# the next write (or recover()) finishes a commit that process never received or did not
+# finish (roll forward: merging the same rows again is idempotent); until then every field is
 # whole, with its old values.
 _COMMIT_AGENT = """
 import json, os, sys
@@ -76,11 +80,14 @@ import pymongo
 conn = json.loads(os.environ["VC_COMMIT_CONN"])
 db = pymongo.MongoClient(**conn["kwargs"])[conn["db"]]
 db.command("ping")
-spec = sys.stdin.read()  # sent once the temporaries are written; nothing if the run died first
+spec = sys.stdin.read()  # sent once the rows are staged; nothing if the run died first
 if spec:
     spec = json.loads(spec)
-    db[spec["coll"]].update_many({}, {"$rename": spec["renames"]})
+    list(db[spec["stage"]].aggregate([{"$merge": {
+        "into": spec["coll"], "on": "_id", "whenMatched": "merge",
+        "whenNotMatched": "discard"}}]))
     db[spec["journal"]].delete_one({"_id": spec["coll"]})
+    db.drop_collection(spec["stage"])
 """
 
 
@@ -108,30 +115,38 @@ def _start_commit_process():
         return None
 
 
-def _tmp_name(name):
-    return TMP_PREFIX + name[len(cfg.FIELD_PREFIX):]
+def _db():
+    import fiftyone.core.odm as foo
+
+    return foo.get_db_conn()
 
 
 def _journal():
-    import fiftyone.core.odm as foo
+    return _db()[JOURNAL]
 
-    return foo.get_db_conn()[JOURNAL]
+
+def _merge(coll, stage):
+    list(_db()[stage].aggregate([{"$merge": {"into": coll, "on": "_id", "whenMatched": "merge",
+                                             "whenNotMatched": "discard"}}]))
 
 
 def pending_commit(dataset):
-    """The renames ``{temporary: final}`` of a commit that has not finished, or None."""
-    doc = _journal().find_one({"_id": dataset._sample_collection_name})
-    return doc["renames"] if doc else None
+    """The journal entry of a commit that has not finished (``{"stage": collection}``), or
+    None."""
+    return _journal().find_one({"_id": dataset._sample_collection_name})
 
 
 def recover(dataset):
     """Finishes a field commit that an interrupted run left pending. Returns True if there was
-    one. Safe at any time: renaming a temporary field over its final name is idempotent."""
-    renames = pending_commit(dataset)
-    if not renames:
+    one. Safe at any time: merging the staged rows again changes nothing."""
+    doc = pending_commit(dataset)
+    if not doc:
         return False
-    dataset._sample_collection.update_many({}, {"$rename": renames})
-    _journal().delete_one({"_id": dataset._sample_collection_name})
+    coll = dataset._sample_collection_name
+    if doc.get("stage") in _db().list_collection_names():
+        _merge(coll, doc["stage"])
+    _journal().delete_one({"_id": coll})
+    _db().drop_collection(doc["stage"])
     _reload(dataset)
     return True
 
@@ -143,13 +158,34 @@ def _reload(dataset):
     dataset.reload()
 
 
-def _commit(dataset, renames, proc):
+def _stage(dataset, ids, columns):
+    """Writes ``{field: [value per id]}`` as rows ``{_id, last_modified_at, field: value...}``
+    into the dataset's staging collection; returns its name."""
+    from datetime import datetime
+
+    from bson import ObjectId
+
+    name = STAGE_PREFIX + dataset._sample_collection_name
+    stage = _db()[name]
+    stage.drop()
+    names = list(columns)
+    now = datetime.utcnow()
+    block = 20000
+    for k in range(0, len(ids), block):
+        stop = min(k + block, len(ids))
+        stage.insert_many([{"_id": ObjectId(ids[j]), "last_modified_at": now,
+                            **{f: columns[f][j] for f in names if columns[f][j] is not KEEP}}
+                           for j in range(k, stop)], ordered=False)
+    return name
+
+
+def _commit(dataset, stage, proc):
     import json
 
     coll = dataset._sample_collection_name
-    _journal().replace_one({"_id": coll}, {"_id": coll, "renames": renames}, upsert=True)
+    _journal().replace_one({"_id": coll}, {"_id": coll, "stage": stage}, upsert=True)
     if proc is not None:
-        spec = dict(coll=coll, journal=JOURNAL, renames=renames)
+        spec = dict(coll=coll, stage=stage, journal=JOURNAL)
         try:
             _, err = proc.communicate(json.dumps(spec), timeout=3600)
             if proc.returncode:
@@ -181,46 +217,6 @@ def _kind(field):
     return type(field), (type(sub) if sub is not None else None)
 
 
-def _declare_like(dataset, name, field, description=None):
-    ftype, sub = _kind(field)
-    dataset.add_sample_field(name, ftype, **({"subfield": sub} if sub else {}))
-    mark(dataset, name, description)
-
-
-def set_sample_values(collection, values, descriptions=None, overwrite=False, types=None):
-    """Bulk-writes ``{field: [value per sample in collection order]}`` on ``collection``; all the
-    fields of one call change together or not at all.
-
-    ``values`` lists must be aligned with ``collection.values("id")``. Each field is written in
-    bulk into a temporary field (pre-filled server-side with the current values when the
-    collection is only part of the dataset); then one commit renames every temporary field over
-    its final name (see ``_COMMIT_AGENT``: it outlives a killed run, and a journal lets the next
-    write finish it). Readers never see a field on only part of the samples once a commit has
-    finished. ``types``: ``{field: "int"|"float"|"str"|"bool"|"list[str]"}`` declares the fields
-    whose values are all None, so they still exist ("analysed, nothing found").
-    """
-    dataset = collection._dataset
-    check_writable(dataset, values.keys(), overwrite=overwrite)
-    recover(dataset)
-    descriptions = descriptions or {}
-    whole = collection is dataset or len(collection) == len(dataset)
-    stale = [f for f in dataset.get_field_schema() if f.startswith(TMP_PREFIX)]
-    if stale:  # left over by an interrupted run that never reached its commit
-        dataset.delete_sample_fields(stale)
-    renames = {}
-    proc = _start_commit_process()
-    try:
-        _write_temporaries(dataset, collection, values, whole, descriptions, types, renames)
-        if renames:
-            _commit(dataset, renames, proc)
-            proc = None
-    finally:
-        if proc is not None and proc.poll() is None:  # nothing to commit, or a failed write
-            proc.communicate("")
-    if renames:
-        dataset.delete_sample_fields(list(renames))  # their schema entries: no sample holds them
-
-
 _PY_KIND = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
@@ -228,7 +224,7 @@ def _infer_kind(vals):
     """The declared kind of plain Python values (None when mixed or not a simple kind)."""
     kinds = set()
     for v in vals:
-        if v is None:
+        if v is None or v is KEEP:
             continue
         if isinstance(v, list):
             if not all(isinstance(x, str) for x in v):
@@ -244,67 +240,71 @@ def _infer_kind(vals):
     return kinds.pop() if len(kinds) == 1 else None
 
 
-def _bulk_set(dataset, ids, columns):
-    """Writes ``{field: [value per id]}`` for the sample ``ids`` in one server-side pass: the
-    rows go into a staging collection, then one ``$merge`` joins them into the samples by _id
-    (one update per sample for all fields, instead of one bulk write per field)."""
-    from datetime import datetime
+def set_sample_values(collection, values, descriptions=None, overwrite=False, types=None,
+                      ids=None):
+    """Bulk-writes ``{field: [value per sample]}`` on the samples of ``collection`` (or on the
+    samples ``ids``, when given); all the fields of one call change together or not at all.
 
-    import fiftyone.core.odm as foo
-    from bson import ObjectId
-
-    if not columns:
-        return
-    coll = dataset._sample_collection_name
-    stage = foo.get_db_conn()[f"visual_curation_stage.{coll}"]
-    stage.drop()
-    names = list(columns)
-    now = datetime.utcnow()
-    block = 20000
-    try:
-        for k in range(0, len(ids), block):
-            stop = min(k + block, len(ids))
-            stage.insert_many([{"_id": ObjectId(ids[j]), "last_modified_at": now,
-                                **{f: columns[f][j] for f in names}} for j in range(k, stop)],
-                              ordered=False)
-        list(stage.aggregate([{"$merge": {"into": coll, "on": "_id", "whenMatched": "merge",
-                                          "whenNotMatched": "discard"}}]))
-    finally:
-        stage.drop()
-
-
-def _write_temporaries(dataset, collection, values, whole, descriptions, types, renames):
-    raw = dataset._sample_collection
+    ``values`` lists are aligned with ``ids`` or ``collection.values("id")``; a value ``KEEP``
+    leaves that sample's field as it is. The rows are
+    staged, then committed in one server-side ``$merge`` (see ``_COMMIT_AGENT``: the commit
+    outlives a killed run, and a journal lets the next write finish it); samples outside the
+    collection keep their values. ``types``: ``{field: "int"|"float"|"str"|"bool"|
+    "list[str]"}`` declares the kinds (values that are all None still create the field:
+    "analysed, nothing found"); other fields' kinds are inferred from their values.
+    """
+    dataset = collection._dataset
+    check_writable(dataset, values.keys(), overwrite=overwrite)
+    recover(dataset)
+    descriptions = descriptions or {}
+    stale = [f for f in dataset.get_field_schema() if f.startswith(TMP_PREFIX)]
+    if stale:  # temporaries an interrupted run of an earlier version left
+        dataset.delete_sample_fields(stale)
     columns = {}
     for name, vals in values.items():
-        tmp = _tmp_name(name)
-        old = _field_obj(dataset, name)
         vals = list(vals)
         kind = (types or {}).get(name) or _infer_kind(vals)
-        if old is not None and not whole:  # the samples outside the collection keep theirs
-            raw.update_many({}, [{"$set": {tmp: "$" + name}}])
-        if all(v is None for v in vals) and old is not None:
-            _declare_like(dataset, tmp, old)
-            columns[tmp] = vals
-        elif kind is not None:
-            _declare(dataset, tmp, kind)
-            columns[tmp] = vals
-        elif all(v is None for v in vals):  # nothing to infer a type from, nothing declared
-            continue
-        else:  # values of another kind: FiftyOne infers and validates their type
-            collection.set_values(tmp, vals)
-        mark(dataset, tmp)
-        new = _field_obj(dataset, tmp)
-        if old is not None and _kind(old) != _kind(new):  # a type change: not atomic, rare
-            dataset.delete_sample_field(name)
+        if kind is None and any(v is KEEP for v in vals):
+            raise ValueError(f"{name}: KEEP needs a declared or inferable kind")
+        old = _field_obj(dataset, name)
+        if kind is None:
+            if all(v is None for v in vals) and old is None:
+                continue  # nothing to infer a type from, nothing declared: no field
+            if not all(v is None for v in vals):
+                # values of another kind: FiftyOne infers and validates their type (one bulk
+                # write of its own, not part of the commit)
+                (collection.select(ids) if ids is not None else collection).set_values(
+                    name, vals)
+                mark(dataset, name, descriptions.get(name))
+                continue
+        if old is not None and kind is not None and _kind(old) != _declared_kind(kind):
+            dataset.delete_sample_field(name)  # a type change (a user's field replaced): rare
             old = None
         if old is None:  # declared before the commit: its values never exist undeclared
-            _declare_like(dataset, name, new, descriptions.get(name))
+            _declare(dataset, name, kind, descriptions.get(name))
         else:
             mark(dataset, name, descriptions.get(name))
-        renames[tmp] = name
-    if columns:
-        _bulk_set(dataset, collection.values("id"), columns)
+        columns[name] = vals
+    if not columns:
+        return
+    proc = _start_commit_process()
+    try:
+        stage = _stage(dataset, list(ids) if ids is not None else collection.values("id"),
+                       columns)
+        _commit(dataset, stage, proc)
+        proc = None
+    finally:
+        if proc is not None and proc.poll() is None:  # the staging failed: nothing to commit
+            proc.communicate("")
+
+
+def _declared_kind(kind):
+    import fiftyone.core.fields as fof
+
+    if kind == "list[str]":
+        return fof.ListField, fof.StringField
+    return {"int": fof.IntField, "float": fof.FloatField, "str": fof.StringField,
+            "bool": fof.BooleanField}[kind], None
 
 
 def set_sample_values_by_id(dataset, field, mapping, description=None, overwrite=False):

@@ -208,6 +208,10 @@ def test_bring_your_own_array(fmnist_dataset):
     np.testing.assert_allclose(vecs, want / np.linalg.norm(want, axis=1, keepdims=True),
                                atol=1e-6)
     assert ids == [i for j, i in enumerate(view.values("id")) if j != 3]
+    # the same array again: nothing rewritten; one changed row: that row only
+    assert vc.import_embeddings(view, embeddings=arr, name="my model").embedded == 0
+    arr[5] += 1.0
+    assert vc.import_embeddings(view, embeddings=arr, name="my model").embedded == 1
     vc.analyze(view, analyses=["uniqueness"])   # the latest embeddings: this array
     assert view.exists("vc_uniqueness").count() == len(view) - 1
     with pytest.raises(ValueError, match="in the collection.s order"):

@@ -190,11 +190,16 @@ def _split_by(sorted_keys, values):
     return sorted_keys[np.append(0, b)], np.split(values, b)
 
 
-def robust_z(x: np.ndarray, floor: float = 1e-6) -> np.ndarray:
-    """(x - median) / (1.4826 MAD), NaN-aware, scale floored."""
+def robust_ref(x: np.ndarray, floor: float = 1e-6) -> tuple:
+    """(median, 1.4826 MAD floored) of the finite values; (nan, 1) if there are none."""
     fin = x[np.isfinite(x)]
     if len(fin) == 0:
-        return np.full_like(x, np.nan, dtype=float)
-    med = np.median(fin)
-    mad = 1.4826 * np.median(np.abs(fin - med))
-    return (x - med) / max(mad, floor)
+        return float("nan"), 1.0
+    med = float(np.median(fin))
+    return med, max(1.4826 * float(np.median(np.abs(fin - med))), floor)
+
+
+def robust_z(x: np.ndarray, floor: float = 1e-6) -> np.ndarray:
+    """(x - median) / (1.4826 MAD), NaN-aware, scale floored."""
+    med, scale = robust_ref(x, floor)
+    return (x - med) / scale

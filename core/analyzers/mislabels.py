@@ -80,7 +80,8 @@ def near_copy_groups(inp: AnalysisInput, k: int, min_sim: float) -> np.ndarray:
 def cv_probabilities(X, y, n_classes, l2, folds, groups, max_train=50000, seed=0,
                      progress=None, span=(0.0, 1.0)):
     """Out-of-fold softmax-regression probabilities ``(N, C)`` for labelled rows (y >= 0) and a
-    prediction from the last fold's model for unlabelled rows."""
+    prediction from the last fold's model for unlabelled rows; and that model (None if no fold
+    had items to test)."""
     from threadpoolctl import threadpool_limits
 
     from .base import report
@@ -115,18 +116,52 @@ def _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed, progr
     if len(unl):
         P[unl] = (_predict_softmax(w, np.asarray(X[unl], dtype=np.float32), n_classes)
                   if w is not None else 1.0 / n_classes)
-    return P
+    return P, w
 
 
 def knn_probabilities(inp, y, n_classes, k, dup_sim):
-    n = len(y)
     ind, sim = inp.knn(k)
-    ok = (y[ind] >= 0) & (sim < dup_sim) & (ind >= 0)
+    return vote(ind, sim, y, n_classes, dup_sim)
+
+
+def vote(ind, sim, y, n_classes, dup_sim):
+    """Similarity-weighted label vote of the neighbours ``ind`` (copies, sim >= dup_sim,
+    excluded); rows with no vote get the uniform distribution."""
+    n = len(ind)
+    ok = (ind >= 0) & (y[np.maximum(ind, 0)] >= 0) & (sim < dup_sim)
     w = np.where(ok, np.maximum(sim, 0.0), 0.0).astype(np.float64)
     P = np.zeros((n, n_classes))
-    np.add.at(P, (np.repeat(np.arange(n), ind.shape[1]), np.where(ok, y[ind], 0).ravel()), w.ravel())
+    np.add.at(P, (np.repeat(np.arange(n), ind.shape[1]),
+                  np.where(ok, y[np.maximum(ind, 0)], 0).ravel()), w.ravel())
     s = P.sum(axis=1, keepdims=True)
     return np.where(s > 0, P / np.maximum(s, 1e-12), 1.0 / n_classes)
+
+
+def mislabel_confidence(P_lr, P_knn, y, p):
+    """(blended class probabilities, confidence that the given label is wrong) per row."""
+    a = float(p["mislabel_lr_weight"])
+    P = a * P_lr + (1.0 - a) * P_knn
+    C = P.shape[1]
+    lab = y >= 0
+    pg = np.where(lab, P[np.arange(len(y)), np.maximum(y, 0)], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = (np.log(float(p["mislabel_ratio"])) - np.log(np.maximum(C * pg, 1e-12))) \
+            / float(p["mislabel_softness"])
+    return P, 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def encode(a):
+    """A NumPy array as JSON (base64 float32) for run results."""
+    import base64
+
+    a = np.ascontiguousarray(a, np.float32)
+    return dict(shape=list(a.shape), b64=base64.b64encode(a.tobytes()).decode("ascii"))
+
+
+def decode(d):
+    import base64
+
+    return np.frombuffer(base64.b64decode(d["b64"]), np.float32).reshape(d["shape"])
 
 
 class MislabelsAnalyzer(Analyzer):
@@ -183,30 +218,27 @@ class MislabelsAnalyzer(Analyzer):
         # float16 storage for large inputs (a million x 256 is 0.5 GiB); fits run in float32
         X = _knn.project(inp.vectors, mean, comps,
                          dtype=np.float16 if n * comps.shape[0] > (1 << 27) else np.float32)
-        P_lr = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
+        P_lr, model = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
                                 int(p["mislabel_max_train"]), int(p["mislabel_seed"]),
                                 progress, (0.05, 0.75))
         P_knn = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]))
-        a = float(p["mislabel_lr_weight"])
-        P = a * P_lr + (1.0 - a) * P_knn
-        lab = y >= 0
-        rows = np.arange(n)
-        pg = np.where(lab, P[rows, np.maximum(y, 0)], np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = (np.log(float(p["mislabel_ratio"])) - np.log(np.maximum(C * pg, 1e-12))) \
-                / float(p["mislabel_softness"])
-        conf = 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+        P, conf = mislabel_confidence(P_lr, P_knn, y, p)
+        state = dict(classes=names, l2=l2, pca_mean=encode(mean), pca_comps=encode(comps),
+                     model=encode(model) if model is not None else None)
         if p["mislabel_outlier_discount"]:
-            from .outliers import OutliersAnalyzer, outlier_scores
+            from .outliers import OutliersAnalyzer, outlier_scores, support_state
 
-            oc, _, _ = outlier_scores(inp, y, C, OutliersAnalyzer.defaults, progress, (0.75, 0.98))
+            oc, _, sup = outlier_scores(inp, y, C, OutliersAnalyzer.defaults, progress,
+                                        (0.75, 0.98))
             conf = conf * (1.0 - np.nan_to_num(oc, nan=0.0))
+            state["support"] = support_state(sup, names)
+        lab = y >= 0
         sugg = P.argmax(axis=1)
         report(progress, 1.0, "mislabels done")
         vals = [float(c) if l else None for c, l in zip(conf, lab)]
         acc = float((sugg[lab] == y[lab]).mean()) if lab.any() else None
         summary = dict(params=dict(p, mislabel_l2=l2), n=n, classes=C, labelled=n_lab,
-                       flagged=int(np.nansum(conf[lab] >= 0.5)), agreement=acc)
+                       flagged=int(np.nansum(conf[lab] >= 0.5)), agreement=acc, state=state)
         return AnalysisResult(fields=dict(vc_mislabel=vals,
                                           vc_suggested_label=[names[j] for j in sugg]),
                               summary=jsonable(summary))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._support import class_support, robust_z
+from ._support import class_support, robust_ref
 from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
 
 
@@ -20,12 +20,22 @@ def outlier_scores(inp, codes, n_classes, p, progress=None, span=(0.0, 1.0)):
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.log(np.maximum(sup["own"], 1e-6))
         b = np.log(np.maximum(sup["best"], 1e-6))
-    za, zb = robust_z(a, 1e-3), robust_z(b, 1e-3)
+    ref = dict(own=robust_ref(a, 1e-3), best=robust_ref(b, 1e-3))
+    conf, z = outlier_confidence(a, b, ref, p)
+    conf[codes < 0] = np.nan
+    sup = dict(sup, ref=ref)
+    return conf, z, sup
+
+
+def outlier_confidence(a, b, ref, p):
+    """Confidence from log normalised distances ``a`` (own class) and ``b`` (nearest class),
+    given the reference ``{"own": (median, scale), "best": ...}`` of the dataset."""
+    za = (a - ref["own"][0]) / ref["own"][1]
+    zb = (b - ref["best"][0]) / ref["best"][1]
     za = np.where(np.isfinite(za), za, zb)  # class of one: judged by the nearest class only
     z = np.minimum(za, zb)
     conf = 1.0 / (1.0 + np.exp(-np.clip((z - p["outlier_z"]) / p["outlier_softness"], -50, 50)))
-    conf[codes < 0] = np.nan
-    return conf, z, sup
+    return conf, z
 
 
 class OutliersAnalyzer(Analyzer):
@@ -41,8 +51,16 @@ class OutliersAnalyzer(Analyzer):
         self.check(inp)
         codes, names = inp.label_array()
         report(progress, 0.0, "class support")
-        conf, z, _ = outlier_scores(inp, codes, len(names), p, progress, (0.0, 0.95))
+        conf, z, sup = outlier_scores(inp, codes, len(names), p, progress, (0.0, 0.95))
         vals = [None if not np.isfinite(x) else float(x) for x in conf]
         report(progress, 1.0, "outliers done")
         return AnalysisResult(fields=dict(vc_outlier=vals), summary=jsonable(dict(
-            params=p, n=len(inp), classes=len(names), flagged=int(np.nansum(conf >= 0.5)))))
+            params=p, n=len(inp), classes=len(names), flagged=int(np.nansum(conf >= 0.5)),
+            state=support_state(sup, names))))
+
+
+def support_state(sup, names):
+    """What incremental runs need to place new items: each class's typical support and the
+    robust-z references."""
+    return dict(class_medians={str(c): float(m) for c, m in zip(names, sup["medians"])},
+                ref={k: [float(v[0]), float(v[1])] for k, v in sup["ref"].items()})

@@ -62,6 +62,26 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
+def confidences(lo, hi, sp, ss, thr, p):
+    """(blur, dark, bright) confidences from pixel statistics and the dataset's thresholds
+    (``thresholds`` in the analyzer's summary)."""
+    dark = _sigmoid(np.log((thr["dark_level"] + 1) / (hi + 1)) / p["quality_softness"])
+    bright = _sigmoid(np.log((thr["bright_depth"] + 1) / (255.0 - lo + 1)) / p["quality_softness"])
+    edges = np.isfinite(sp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.minimum(np.log(thr["blur_steep_px"] / np.maximum(sp, 1e-6)),
+                            np.log(thr["blur_steep_size"] / np.maximum(ss, 1e-6)))
+    blur = _sigmoid(margin / p["blur_softness"])
+    blur[~edges] = 0.0
+    return blur, dark, bright
+
+
+def stat_arrays(stats, rows):
+    """(lo, hi, steep_px, steep_size) arrays of ``pixel_stats`` results for ``rows``."""
+    return tuple(np.array([stats[i][k] for i in rows], np.float64)
+                 for k in ("lo", "hi", "steep_px", "steep_size"))
+
+
 class QualityAnalyzer(Analyzer):
     name = "quality"
     needs_pixels = True
@@ -108,32 +128,21 @@ class QualityAnalyzer(Analyzer):
         bright = np.full(n, np.nan)
         summary = dict(params=p, n=n, errors=len(errors))
         if len(ok):
-            lo = np.array([stats[i]["lo"] for i in ok])
-            hi = np.array([stats[i]["hi"] for i in ok])
-            sp = np.array([stats[i]["steep_px"] for i in ok])
-            ss = np.array([stats[i]["steep_size"] for i in ok])
+            lo, hi, sp, ss = stat_arrays(stats, ok)
             rel, brel = float(p["quality_relative"]), float(p["blur_relative"])
-            # dark: brightest content dim
-            t_dark = min(float(p["dark_max_level"]), rel * float(np.median(hi)))
-            dark[ok] = _sigmoid(np.log((t_dark + 1) / (hi + 1)) / p["quality_softness"])
-            # bright: darkest content close to white
             depth = 255.0 - lo
-            t_bright = min(float(p["bright_max_depth"]), rel * float(np.median(depth)))
-            bright[ok] = _sigmoid(np.log((t_bright + 1) / (depth + 1)) / p["quality_softness"])
-            # blur: sharpest edges wide in pixels and relative to the image size
             edges = np.isfinite(sp)
             med_px = float(np.median(sp[edges])) if edges.any() else 1.0
             med_sz = float(np.median(ss[edges])) if edges.any() else 1.0
-            t_px = min(1.0 / float(p["blur_max_edge_px"]), brel * med_px)
-            t_sz = min(float(p["blur_min_edges_per_side"]), brel * med_sz)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                margin = np.minimum(np.log(t_px / np.maximum(sp, 1e-6)),
-                                    np.log(t_sz / np.maximum(ss, 1e-6)))
-            b = _sigmoid(margin / p["blur_softness"])
-            b[~edges] = 0.0
-            blur[ok] = b
-            summary.update(thresholds=dict(dark_level=t_dark, bright_depth=t_bright,
-                                           blur_steep_px=t_px, blur_steep_size=t_sz),
+            thr = dict(
+                # dark: brightest content dim; bright: darkest content close to white
+                dark_level=min(float(p["dark_max_level"]), rel * float(np.median(hi))),
+                bright_depth=min(float(p["bright_max_depth"]), rel * float(np.median(depth))),
+                # blur: sharpest edges wide in pixels and relative to the image size
+                blur_steep_px=min(1.0 / float(p["blur_max_edge_px"]), brel * med_px),
+                blur_steep_size=min(float(p["blur_min_edges_per_side"]), brel * med_sz))
+            blur[ok], dark[ok], bright[ok] = confidences(lo, hi, sp, ss, thr, p)
+            summary.update(thresholds=thr,
                            medians=dict(hi=float(np.median(hi)), depth=float(np.median(depth)),
                                         steep_px=med_px, steep_size=med_sz),
                            counts={k: int(np.nansum(v >= 0.5)) for k, v in

@@ -15,6 +15,21 @@ from scipy.stats import rankdata
 from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
 
 
+QUANTILES = 1001
+
+
+def raw_distance(sims, decay):
+    """Weighted mean cosine distance to the neighbours, nearest first (weights decay^(r-1))."""
+    w = float(decay) ** np.arange(sims.shape[1])
+    return ((1.0 - sims.astype(np.float64)) * w).sum(axis=1) / w.sum()
+
+
+def place(dist, quantiles):
+    """Uniqueness of new items from the reference distance quantiles of an earlier run."""
+    q = np.asarray(quantiles, np.float64)
+    return np.interp(dist, q, np.linspace(0, 1, len(q)))
+
+
 class UniquenessAnalyzer(Analyzer):
     name = "uniqueness"
     fields = ("vc_uniqueness",)
@@ -29,12 +44,13 @@ class UniquenessAnalyzer(Analyzer):
             return AnalysisResult(fields=dict(vc_uniqueness=[1.0] * n), summary=dict(params=p, n=n))
         report(progress, 0.0, "nearest neighbours")
         _, sims = inp.knn(int(p["uniqueness_k"]))
-        w = float(p["uniqueness_decay"]) ** np.arange(sims.shape[1])
-        dist = ((1.0 - sims.astype(np.float64)) * w).sum(axis=1) / w.sum()
+        dist = raw_distance(sims, p["uniqueness_decay"])
         q = (rankdata(dist, method="average") - 1.0) / max(n - 1, 1)
         report(progress, 1.0, "uniqueness done")
         summary = dict(params=p, n=n, weighted_distance=dict(
             median=float(np.median(dist)), p05=float(np.percentile(dist, 5)),
-            p95=float(np.percentile(dist, 95))))
+            p95=float(np.percentile(dist, 95))),
+            # the calibration later items are placed on (incremental runs)
+            state=dict(dist_quantiles=np.quantile(dist, np.linspace(0, 1, QUANTILES)).tolist()))
         return AnalysisResult(fields=dict(vc_uniqueness=q.astype(float).tolist()),
                               summary=jsonable(summary))

@@ -1,0 +1,138 @@
+"""Incremental analysis: samples added after a full run are analysed on their own, earlier samples
+keep their values, and the new samples get what a from-scratch run gives them (real MongoDB,
+LanceDB, Fashion-MNIST images with planted truth)."""
+from pathlib import Path
+
+import fiftyone as fo
+
+import visual_curation as vc
+
+FIELDS = [f"vc_cluster_{k}" for k in range(1, 6)] + [
+    "vc_dup_group", "vc_duplicate", "vc_uniqueness", "vc_mislabel", "vc_suggested_label",
+    "vc_outlier", "vc_blur", "vc_dark", "vc_bright", "vc_issues"]
+DUP_FIELDS = {"vc_dup_group", "vc_duplicate", "vc_issues"}
+
+
+def _snapshot(ds):
+    vals = ds.values(["id"] + FIELDS)
+    return {i: dict(zip(FIELDS, row)) for i, *row in zip(*vals)}
+
+
+def _hold_out(ds, truth):
+    """Removes 9 samples (3 %): two planted copies whose originals stay, one of each planted
+    pixel defect, a planted mislabel, and clean ones. Returns what is needed to add them back."""
+    names = [Path(p).name for p in ds.values("filepath")]
+    ids = ds.values("id")
+    pick = []
+    dups = [j for j, nm in enumerate(names) if truth[nm].get("dup_of")]
+    pick += dups[:2]
+    for kind in ("blur", "dark", "bright"):
+        pick += [j for j, nm in enumerate(names) if truth[nm].get("defect") == kind][:1]
+    pick += [j for j, nm in enumerate(names) if truth[nm].get("mislabeled")][:1]
+    pick += [j for j, nm in enumerate(names) if not truth[nm].get("dup_of")
+             and not truth[nm].get("defect") and j not in pick][::60][:9 - len(pick)]
+    held = [ids[j] for j in pick]
+    saved = [(s.filepath, s.ground_truth.label) for s in ds.select(held)]
+    ds.delete_samples(held)
+    return saved
+
+
+def test_added_samples_are_analysed_incrementally(fmnist_dataset):
+    ds, truth = fmnist_dataset
+    saved = _hold_out(ds, truth)
+    vc.compute_embeddings(ds, model="demo")
+    full = vc.analyze(ds, label_field="ground_truth")
+    assert "incremental" not in full
+    before = _snapshot(ds)
+    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
+                    for fp, lab in saved])
+    assert vc.compute_embeddings(ds, model="demo").embedded == len(saved)
+    inc = vc.analyze(ds, label_field="ground_truth")
+    assert inc["incremental"]["added"] == len(saved)
+    after = _snapshot(ds)
+    new_ids = set(after) - set(before)
+    assert len(new_ids) == len(saved)
+
+    # earlier samples: identical, except duplicate groups a new sample joined
+    changed = [i for i in before if before[i] != after[i]]
+    for i in changed:
+        assert {f for f in FIELDS if before[i][f] != after[i][f]} <= DUP_FIELDS
+    assert len(changed) == inc["incremental"]["duplicates_regrouped_earlier_items"]
+
+    # new samples: every field written, clusters nested like everyone's
+    for i in new_ids:
+        v = after[i]
+        assert all(v[f"vc_cluster_{k}"] is not None for k in range(1, 6))
+        assert 0.0 <= v["vc_uniqueness"] <= 1.0
+        assert v["vc_mislabel"] is not None and v["vc_outlier"] is not None
+        assert v["vc_suggested_label"] is not None and isinstance(v["vc_issues"], list)
+    for k in range(1, 5):
+        parent = {}
+        for v in after.values():
+            assert parent.setdefault(v[f"vc_cluster_{k + 1}"], v[f"vc_cluster_{k}"]) == \
+                v[f"vc_cluster_{k}"]
+
+    # the planted issues of the new samples are found, as a from-scratch run finds them
+    name_of = dict(zip(ds.values("id"), [Path(p).name for p in ds.values("filepath")]))
+    id_of = {nm: i for i, nm in name_of.items()}
+
+    def found(snap):
+        out = {}
+        for i in new_ids:
+            t = truth[name_of[i]]
+            if t.get("dup_of"):
+                out[i] = snap[i]["vc_dup_group"] is not None and \
+                    snap[i]["vc_dup_group"] == snap[id_of[t["dup_of"]]]["vc_dup_group"]
+            elif t.get("defect"):
+                out[i] = t["defect"] in snap[i]["vc_issues"]
+        return out
+
+    inc_found = found(after)
+    assert inc_found and all(inc_found.values()), inc_found
+    vc.analyze(ds, label_field="ground_truth", force=True)
+    scratch = _snapshot(ds)
+    assert found(scratch) == inc_found
+    agree = sum(set(after[i]["vc_issues"]) == set(scratch[i]["vc_issues"]) for i in new_ids)
+    assert agree >= len(new_ids) - 1
+
+
+def test_an_identical_rerun_after_an_increment_does_nothing(fmnist_dataset):
+    ds, truth = fmnist_dataset
+    saved = _hold_out(ds, truth)
+    vc.compute_embeddings(ds, model="demo")
+    vc.analyze(ds, label_field="ground_truth")
+    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
+                    for fp, lab in saved[:4]])
+    vc.compute_embeddings(ds, model="demo")
+    assert vc.analyze(ds, label_field="ground_truth")["incremental"]["added"] == 4
+    assert vc.analyze(ds, label_field="ground_truth").get("skipped")
+    # a second increment counts everything added since the full run
+    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
+                    for fp, lab in saved[4:]])
+    vc.compute_embeddings(ds, model="demo")
+    inc = vc.analyze(ds, label_field="ground_truth")["incremental"]
+    assert inc["added"] == len(saved) - 4 and inc["added_since_full"] == len(saved)
+
+
+def test_removed_or_relabelled_samples_get_a_full_run(fmnist_dataset):
+    ds, truth = fmnist_dataset
+    saved = _hold_out(ds, truth)
+    vc.compute_embeddings(ds, model="demo")
+    vc.analyze(ds, label_field="ground_truth")
+    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
+                    for fp, lab in saved])
+    vc.compute_embeddings(ds, model="demo")
+    s = ds.first()
+    s.ground_truth.label = "Sneaker" if s.ground_truth.label != "Sneaker" else "Bag"
+    s.save()
+    assert "incremental" not in vc.analyze(ds, label_field="ground_truth")
+    ds.delete_samples(ds.take(2, seed=0))
+    ds.add_samples([fo.Sample(filepath=saved[0][0], ground_truth=fo.Classification(
+        label=saved[0][1]))])
+    vc.compute_embeddings(ds, model="demo")
+    assert "incremental" not in vc.analyze(ds, label_field="ground_truth")
+    # and the incremental path can be turned off
+    ds.add_samples([fo.Sample(filepath=saved[1][0], ground_truth=fo.Classification(
+        label=saved[1][1]))])
+    vc.compute_embeddings(ds, model="demo")
+    assert "incremental" not in vc.analyze(ds, label_field="ground_truth", incremental=False)
