@@ -132,7 +132,7 @@ def section_fmnist70k(quick):
 def section_incremental(quick):
     """1 % new samples on a 70k dataset: the incremental run vs the full run (issue goal < 5 %),
     earlier samples unchanged, new samples as a from-scratch run places them."""
-    from bench import scale
+    import scale
 
     r = scale.run_incremental70k(20_000 if quick else 70_000)
     return "Incremental: 1 % new samples on 70k", scale.incremental_table(r)

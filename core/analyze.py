@@ -492,6 +492,7 @@ def delete_run(dataset, uri=None):
     detection attributes it created), its run records and its LanceDB tables."""
     dataset = dataset._dataset
     vcf.recover(dataset)  # a pending field commit must not bring fields back afterwards
+    vcf.drop_stage(dataset)
     removed_fields = vcf.our_fields(dataset)
     sample_fields = [f for f in removed_fields if "." not in f]
     label_fields = [f for f in removed_fields if "." in f]

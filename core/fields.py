@@ -151,6 +151,11 @@ def recover(dataset):
     return True
 
 
+def drop_stage(dataset):
+    """Drops the dataset's staging collection (left by a run killed before its commit)."""
+    _db().drop_collection(STAGE_PREFIX + dataset._sample_collection_name)
+
+
 def _reload(dataset):
     import fiftyone.core.sample as fos
 

@@ -282,7 +282,13 @@ def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put):
     if not use_pixels:
         verified = [tuple(x) for x in pairs]
     elif len(pairs):
-        verified, stats, errors = DuplicatesAnalyzer()._pixel_verify(inp, pairs, p, None)
+        # the partners' pixels serve the duplicate check only: quality measures the new
+        # items alone (no shared decode of every partner)
+        planned, inp.planned = inp.planned, tuple(a for a in inp.planned if a != "quality")
+        try:
+            verified, stats, errors = DuplicatesAnalyzer()._pixel_verify(inp, pairs, p, None)
+        finally:
+            inp.planned = planned
     else:
         verified = []
     verified = [(int(x), int(y)) for x, y in list(verified) + hash_pairs]

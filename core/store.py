@@ -163,7 +163,7 @@ class VectorStore:
             want = {k: i for i, k in enumerate(ids)}
             out = np.empty((len(ids), dim), dtype)
             found = np.zeros(len(ids), bool)
-            ext_at = {c: [None] * len(ids) for c in extra}
+            ext_at = {c: np.full(len(ids), None, object) for c in extra}
             for b in self.iter_batches(cols):
                 bid = b.column(b.schema.get_field_index("id")).to_pylist()
                 pos = np.array([want.get(i, -1) for i in bid], np.int64)
@@ -173,14 +173,13 @@ class VectorStore:
                 out[pos[keep]] = _batch_vectors(b, dim)[keep]
                 found[pos[keep]] = True
                 for c in extra:
-                    col = b.column(b.schema.get_field_index(c)).to_pylist()
-                    for j in keep:
-                        ext_at[c][pos[j]] = col[j]
+                    col = np.array(b.column(b.schema.get_field_index(c)).to_pylist(), object)
+                    ext_at[c][pos[keep]] = col[keep]
             if found.all():
-                return ids, out, ext_at
+                return ids, out, {c: v.tolist() for c, v in ext_at.items()}
             sel = np.flatnonzero(found)
             return ([ids[j] for j in sel], out[sel],
-                    {c: [v[j] for j in sel] for c, v in ext_at.items()})
+                    {c: v[sel].tolist() for c, v in ext_at.items()})
         n_rows = self.count()
         out = np.empty((n_rows, dim), dtype)
         got_ids, ext = [], {c: [] for c in extra}

@@ -2,6 +2,7 @@
 fallback, optional crop to a relative ``[x, y, w, h]`` box, never an exception per item."""
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -143,7 +144,11 @@ def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0)
         _JOB = (fn, filepaths, boxes)
         try:
             chunks = [indices[k:k + CHUNK] for k in range(0, len(indices), CHUNK)]
-            with ctx.Pool(WORKERS, initializer=_worker_init) as pool:
+            with warnings.catch_warnings():
+                # LanceDB warns on every fork; the workers only read images, never LanceDB
+                warnings.filterwarnings("ignore", message=".*lancedb fork support")
+                pool = ctx.Pool(WORKERS, initializer=_worker_init)
+            with pool:
                 for res in pool.imap(_chunk, chunks):
                     for item in res:
                         take(*item)
