@@ -250,21 +250,15 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
 
 def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put):
     from .analyzers import _pixels
-    from .analyzers.duplicates import DuplicatesAnalyzer, _UnionFind, keep_stats
+    from .analyzers.duplicates import (DuplicatesAnalyzer, _UnionFind, candidate_pairs,
+                                       candidate_rule, keep_rule, keep_stats)
 
     n = len(inp)
     is_new = np.zeros(n, bool)
     is_new[new] = True
     kk = int(p["dup_k"])
-    use_pixels = bool(p["dup_use_pixels"]) and inp.filepaths is not None
-    min_sim = float(p["dup_min_sim"] if use_pixels else
-                    max(p["dup_min_sim"], p["dup_vector_only_sim"]))
-    I, S = ind[:, :kk], sim[:, :kk]
-    r, c = np.nonzero((S >= min_sim) & (I >= 0))
-    a, b = new[r], I[r, c]
-    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0) \
-        if len(a) else np.zeros((0, 2), np.int64)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    use_pixels, min_sim = candidate_rule(inp, p)
+    pairs = candidate_pairs(new, ind[:, :kk], sim[:, :kk], min_sim)
     hash_pairs = []
     if inp.content_hashes is not None:
         first = {}
@@ -317,20 +311,7 @@ def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put):
     if missing and use_pixels:
         more, _ = _pixels.map_items(keep_stats, missing, inp.filepaths, inp.boxes)
         stats.update(more)
-    created, sizes = inp.created, inp.sizes
-
-    def keep_key(i):
-        st = stats.get(i)
-        if st is not None:
-            res = st["width"] * st["height"]
-        elif sizes is not None and sizes[i]:
-            res = int(sizes[i][0]) * int(sizes[i][1])
-        else:
-            res = 0
-        sharp = st["sharpness"] if st is not None else 0.0
-        t = created[i] if created is not None and created[i] is not None else np.inf
-        return (-res, -sharp, t, i)
-
+    keep_key = keep_rule(inp, stats)
     stored_gid = {r_: g for r_, g in group_rows}
     changed = 0
     for mem in comp.values():

@@ -136,6 +136,46 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
                 contrast=ratio(la.std(), lb.std()), sharpness=ratio(sa, sb))
 
 
+def candidate_rule(inp, p):
+    """(pixels verify the candidates?, cosine a candidate needs). Without pixels only the
+    strict vector threshold counts: filtered before pairing (at a million items the loose
+    candidates are tens of millions of pairs)."""
+    use_pixels = bool(p["dup_use_pixels"]) and inp.filepaths is not None
+    return use_pixels, float(p["dup_min_sim"] if use_pixels else
+                             max(p["dup_min_sim"], p["dup_vector_only_sim"]))
+
+
+def candidate_pairs(rows, ind, sim, min_sim):
+    """Unique unordered pairs (row, neighbour) with cosine >= ``min_sim``; ``ind``/``sim``
+    are the neighbours of ``rows``."""
+    r, c = np.nonzero((sim >= min_sim) & (ind >= 0))
+    if not len(r):
+        return np.zeros((0, 2), np.int64)
+    a, b = np.asarray(rows)[r], ind[r, c]
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
+    return pairs[pairs[:, 0] != pairs[:, 1]]
+
+
+def keep_rule(inp, stats):
+    """Sort key of the item to keep in a group: largest resolution, then sharpest (``stats``
+    from :func:`keep_stats`), then oldest, then first."""
+    sizes, created = inp.sizes, inp.created
+
+    def key(i):
+        st = stats.get(i)
+        if st is not None:
+            res = st["width"] * st["height"]
+        elif sizes is not None and sizes[i]:
+            res = int(sizes[i][0]) * int(sizes[i][1])
+        else:
+            res = 0
+        sharp = st["sharpness"] if st is not None else 0.0
+        t = created[i] if created is not None and created[i] is not None else np.inf
+        return (-res, -sharp, t, i)
+
+    return key
+
+
 class _UnionFind:
     def __init__(self, n):
         self.p = np.arange(n)
@@ -207,17 +247,10 @@ class DuplicatesAnalyzer(Analyzer):
         # 2. candidates from the kNN graph
         report(progress, 0.0, "nearest neighbours")
         pairs = np.zeros((0, 2), np.int64)
-        use_pixels = bool(p["dup_use_pixels"]) and inp.filepaths is not None
-        # without pixels only the strict vector threshold counts: filter before pairing (at a
-        # million items the loose candidates are tens of millions of pairs)
-        min_sim = float(p["dup_min_sim"] if use_pixels else
-                        max(p["dup_min_sim"], p["dup_vector_only_sim"]))
+        use_pixels, min_sim = candidate_rule(inp, p)
         if n >= 2:
             ind, sim = inp.knn(int(p["dup_k"]))
-            r, c = np.nonzero((sim >= min_sim) & (ind >= 0))
-            a, b = r, ind[r, c]
-            pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
-            pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+            pairs = candidate_pairs(np.arange(n), ind, sim, min_sim)
         summary["candidates"] = int(len(pairs))
         stats = {}
         verified = []
@@ -235,20 +268,7 @@ class DuplicatesAnalyzer(Analyzer):
         in_group = counts[inv] > 1
         group = [None] * n
         dup = [False] * n
-        sizes = inp.sizes
-        created = inp.created
-
-        def keep_key(i):
-            st = stats.get(i)
-            if st is not None:
-                res = st["width"] * st["height"]
-            elif sizes is not None and sizes[i]:
-                res = int(sizes[i][0]) * int(sizes[i][1])
-            else:
-                res = 0
-            sharp = st["sharpness"] if st is not None else 0.0
-            t = created[i] if created is not None and created[i] is not None else np.inf
-            return (-res, -sharp, t, i)
+        keep_key = keep_rule(inp, stats)
 
         members = {}
         for i in np.flatnonzero(in_group):
