@@ -467,6 +467,8 @@ def incremental_table(r):
         f"| **incremental run, {r['added']:,} samples added** | **{r['incremental_s']:.1f}** "
         f"({r['incremental_s'] / r['full_s']:.1%} of the full run; goal < 5%) |\n"
         f"| from-scratch run on all {r['n_images']:,} | {r['scratch_s']:.1f} |\n\n"
+        f"Incremental run by step (s): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in (inc.get("timings") or {}).items()) + ".\n\n"
         f"Earlier samples whose fields changed: {r['earlier_changed']} (all in duplicate "
         f"groups a new sample joined; other fields changed: "
         f"{r['earlier_changed_outside_dup_fields']}). Every other earlier sample keeps "

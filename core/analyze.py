@@ -176,12 +176,15 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
         conf = latest_embeddings(dataset, patches_field)
     store = vcs.VectorStore(conf["table"], uri=uri or conf.get("uri"))
 
+    steps = {"setup": time.time() - t0}
     ids, paths, boxes, labels, created = _inputs(sample_collection, patches_field, label_field)
+    steps["read samples"] = time.time() - t0 - sum(steps.values())
     # float16 above 2^28 values (1 GiB as float32): a million 512-d vectors take 1 GiB, and
     # every analyzer computes in float32 blocks
     big = len(ids) * store.dim > LARGE_VALUES
     v_ids, vecs, extra = store.vectors(ids, extra=["content_hash", "width", "height"],
                                        dtype=np.float16 if big else np.float32)
+    steps["read vectors"] = time.time() - t0 - sum(steps.values())
     present = set(v_ids)
     sel = np.flatnonzero(np.array([i in present for i in ids], bool))  # rows of vecs, in order
 
@@ -207,9 +210,12 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
     def sub(lst):
         return None if lst is None else [lst[j] for j in sel]
 
+    t = time.time()
     base = _incremental_base(dataset, key, prev, names, label_field, patches_field, conf,
                              thresholds, run_params, ids, labels, v_ids, store, incremental,
                              force)
+    if base is not None:
+        base["steps"] = dict(steps, **{"check earlier run": time.time() - t})
 
     inp = AnalysisInput(
         ids=list(v_ids),
@@ -404,8 +410,11 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
         got = dataset.match(F("vc_dup_group").is_in(list(gids))).values(["id", "vc_dup_group"])
         return [(row_of[i], g) for i, g in zip(*got) if i in row_of]
 
+    steps = base["steps"]
+    t = time.time()
     vals, inc, errors = vci.update(inp, new, old, names, prm, details, read, read_groups,
-                                   progress)
+                                   progress, steps=steps)
+    t = time.time()
     rows = sorted({r for col in vals.values() for r in col})
     # vc_issues: from the written values; earlier items keep theirs but for "duplicate"
     earlier = [r for r in rows if old[r]]
@@ -436,6 +445,7 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
     out = {f: [_plain(col[r]) if r in col else keep for r in rows] for f, col in vals.items()}
     vcf.set_sample_values(collection, out, descriptions=DESCRIPTIONS, overwrite=overwrite,
                           types=FIELD_TYPES, ids=[inp.ids[r] for r in rows])
+    steps["write"] = time.time() - t
     # the record: the earlier run extended by the new items
     res = base["results"]
     summary = dict(res.get("summary") or {})
@@ -451,6 +461,7 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
                 if int(cid) in by_id:
                     by_id[int(cid)]["size"] += nadd
     inc["seconds"] = round(time.time() - t0, 3)
+    inc["timings"] = {k: round(v, 3) for k, v in steps.items()}
     inc["added_since_full"] = base["since"]
     summary["incremental"] = inc
     summary["seconds"] = inc["seconds"]

@@ -101,7 +101,7 @@ def missing_state(names, details, classes):
     return None
 
 
-def update(inp, new, old, names, params, details, read, read_groups, progress=None):
+def update(inp, new, old, names, params, details, read, read_groups, progress=None, steps=None):
     """Analyses the items ``new`` (row indices of ``inp``) against the whole input.
 
     ``old``: bool mask of the rows analysed by the earlier run; ``params``: ``{analysis:
@@ -109,8 +109,19 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
     fields)`` returns the stored values of earlier rows; ``read_groups(group ids)`` returns
     ``[(row, group id)]`` for the stored members of those duplicate groups.
 
-    Returns ``(values {field: {row: value}}, summary)``.
+    Returns ``(values {field: {row: value}}, summary, errors {row: message})``; ``steps``
+    (a dict) receives the seconds of each step.
     """
+    import time
+
+    steps = {} if steps is None else steps
+    clock = [time.time()]
+
+    def lap(name):
+        now = time.time()
+        steps[name] = steps.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
     from .analyzers import REGISTRY
     from .analyzers._support import members_k
     from .analyzers.base import report
@@ -125,6 +136,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
     k = max(inp.MIN_K, 1)
     report(progress, 0.05, "neighbours of the new items")
     ind, sim, support = rows_neighbours(inp.vectors, new, codes, min(k, len(inp) - 1), mk)
+    lap("neighbours and class support")
     out: dict = {}
     summary: dict = dict(added=int(len(new)))
 
@@ -213,6 +225,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
         put("vc_mislabel", new, [float(c) if l >= 0 else None for c, l in zip(conf, y)])
         put("vc_suggested_label", new, [classes[j] for j in sugg])
 
+    lap("clusters, uniqueness, outliers, mislabels")
     errors = {}
     if "duplicates" in names:
         report(progress, 0.4, "duplicates of the new items")
@@ -220,6 +233,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
                                     read_groups, put)
         errors.update(errs)
         summary["duplicates_regrouped_earlier_items"] = int(changed)
+        lap("duplicates (pixels)")
 
     if "quality" in names:
         from .analyzers import _pixels
@@ -244,6 +258,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
             col = out.setdefault(f, {})
             for r in new:
                 col.setdefault(int(r), None)
+    lap("quality (pixels)")
     report(progress, 1.0, "incremental analysis done")
     return out, summary, errors
 
