@@ -197,9 +197,3 @@ def robust_ref(x: np.ndarray, floor: float = 1e-6) -> tuple:
         return float("nan"), 1.0
     med = float(np.median(fin))
     return med, max(1.4826 * float(np.median(np.abs(fin - med))), floor)
-
-
-def robust_z(x: np.ndarray, floor: float = 1e-6) -> np.ndarray:
-    """(x - median) / (1.4826 MAD), NaN-aware, scale floored."""
-    med, scale = robust_ref(x, floor)
-    return (x - med) / scale
