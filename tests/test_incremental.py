@@ -37,6 +37,13 @@ def _hold_out(ds, truth):
     return saved
 
 
+def _add(ds, saved):
+    """Adds the saved samples back and embeds them; returns how many were embedded."""
+    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
+                    for fp, lab in saved])
+    return vc.compute_embeddings(ds, model="demo").embedded
+
+
 def test_added_samples_are_analysed_incrementally(fmnist_dataset):
     ds, truth = fmnist_dataset
     saved = _hold_out(ds, truth)
@@ -44,9 +51,7 @@ def test_added_samples_are_analysed_incrementally(fmnist_dataset):
     full = vc.analyze(ds, label_field="ground_truth")
     assert "incremental" not in full
     before = _snapshot(ds)
-    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
-                    for fp, lab in saved])
-    assert vc.compute_embeddings(ds, model="demo").embedded == len(saved)
+    assert _add(ds, saved) == len(saved)
     inc = vc.analyze(ds, label_field="ground_truth")
     assert inc["incremental"]["added"] == len(saved)
     after = _snapshot(ds)
@@ -101,15 +106,11 @@ def test_an_identical_rerun_after_an_increment_does_nothing(fmnist_dataset):
     saved = _hold_out(ds, truth)
     vc.compute_embeddings(ds, model="demo")
     vc.analyze(ds, label_field="ground_truth")
-    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
-                    for fp, lab in saved[:4]])
-    vc.compute_embeddings(ds, model="demo")
+    _add(ds, saved[:4])
     assert vc.analyze(ds, label_field="ground_truth")["incremental"]["added"] == 4
     assert vc.analyze(ds, label_field="ground_truth").get("skipped")
     # a second increment counts everything added since the full run
-    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
-                    for fp, lab in saved[4:]])
-    vc.compute_embeddings(ds, model="demo")
+    _add(ds, saved[4:])
     inc = vc.analyze(ds, label_field="ground_truth")["incremental"]
     assert inc["added"] == len(saved) - 4 and inc["added_since_full"] == len(saved)
 
@@ -119,20 +120,14 @@ def test_removed_or_relabelled_samples_get_a_full_run(fmnist_dataset):
     saved = _hold_out(ds, truth)
     vc.compute_embeddings(ds, model="demo")
     vc.analyze(ds, label_field="ground_truth")
-    ds.add_samples([fo.Sample(filepath=fp, ground_truth=fo.Classification(label=lab))
-                    for fp, lab in saved])
-    vc.compute_embeddings(ds, model="demo")
+    _add(ds, saved)
     s = ds.first()
     s.ground_truth.label = "Sneaker" if s.ground_truth.label != "Sneaker" else "Bag"
     s.save()
     assert "incremental" not in vc.analyze(ds, label_field="ground_truth")
     ds.delete_samples(ds.take(2, seed=0))
-    ds.add_samples([fo.Sample(filepath=saved[0][0], ground_truth=fo.Classification(
-        label=saved[0][1]))])
-    vc.compute_embeddings(ds, model="demo")
+    _add(ds, saved[0:1])
     assert "incremental" not in vc.analyze(ds, label_field="ground_truth")
     # and the incremental path can be turned off
-    ds.add_samples([fo.Sample(filepath=saved[1][0], ground_truth=fo.Classification(
-        label=saved[1][1]))])
-    vc.compute_embeddings(ds, model="demo")
+    _add(ds, saved[1:2])
     assert "incremental" not in vc.analyze(ds, label_field="ground_truth", incremental=False)
