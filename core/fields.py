@@ -205,14 +205,8 @@ def _commit(dataset, stage, proc):
 def _declare(dataset, name, kind, description=None):
     """Adds an empty sample field of a simple declared kind ("int", "float", "str", "bool",
     "list[str]")."""
-    import fiftyone.core.fields as fof
-
-    if kind == "list[str]":
-        ftype, kw = fof.ListField, dict(subfield=fof.StringField)
-    else:
-        ftype, kw = {"int": fof.IntField, "float": fof.FloatField, "str": fof.StringField,
-                     "bool": fof.BooleanField}[kind], {}
-    dataset.add_sample_field(name, ftype, **kw)
+    ftype, sub = _declared_kind(kind)
+    dataset.add_sample_field(name, ftype, **({"subfield": sub} if sub else {}))
     mark(dataset, name, description)
 
 
@@ -304,6 +298,7 @@ def set_sample_values(collection, values, descriptions=None, overwrite=False, ty
 
 
 def _declared_kind(kind):
+    """(field class, element class) of a declared kind (as :func:`_kind` reads a field)."""
     import fiftyone.core.fields as fof
 
     if kind == "list[str]":
