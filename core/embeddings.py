@@ -7,6 +7,7 @@ interrupted run resumes where it stopped) and reports broken files on the sample
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -106,7 +107,16 @@ def _units(collection, patches_field, existing):
     return units, all_ids
 
 
-def _prepare(unit, preprocess, padding, min_box_size):
+#: below this many images to embed on CPU, decoding runs in threads rather than forked processes
+PROCESS_MIN_ITEMS = 256
+_JOB = None  # (prepare, padding, min_box_size), inherited by forked decoding workers
+
+
+def _prepare_job(unit):
+    return _prepare(unit, *_JOB)
+
+
+def _prepare(unit, prepare, padding, min_box_size):
     """Reads one file once; returns a list of per-item outcomes (runs in a worker thread)."""
     out = []
     try:
@@ -130,7 +140,7 @@ def _prepare(unit, preprocess, padding, min_box_size):
                     crop = vci.crop_relative(im, box, padding)
                 else:
                     crop = im
-                out.append(("ok", item_id, preprocess(crop), fp, chash, orig, box))
+                out.append(("ok", item_id, prepare(crop), fp, chash, orig, box))
             except vci.ImageError as e:
                 out.append(("skip", item_id, str(e)))
     except vci.ImageError as e:
@@ -225,7 +235,7 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
 
         if not pending_t:
             return
-        vecs = lm.embed_tensors(torch.stack(pending_t))
+        vecs = lm.embed_tensors(lm.collate(pending_t))
         for (item_id, sid, path, fp, chash, size, box), v in zip(pending_meta, vecs):
             buf["id"].append(item_id); buf["sample_id"].append(sid); buf["filepath"].append(path)
             buf["fingerprint"].append(fp); buf["content_hash"].append(chash)
@@ -251,44 +261,84 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
             same_ids.clear(); same_fps.clear()
 
     workers = num_workers or max(1, os.cpu_count() or 1)
-    window = max(2 * batch_size, 4 * workers)
+    # On a GPU the next images are decoded while the model runs. On CPU both would compete for
+    # the same cores, and the model's intra-op threads stall whenever a decoding thread takes
+    # one of them; so the images of one batch are decoded on all cores, then the batch runs on
+    # all cores.
+    ahead = 1 if str(lm.device).startswith("cpu") else max(2, 2 * workers)
+
+    # On CPU a wave spans several batches: each switch between decoding and the model costs
+    # the time the model's idle threads keep spinning before they yield their cores.
+    wave_size = batch_size if ahead > 1 else max(batch_size, 256)
+
+    def waves():
+        wave, n = [], 0
+        for u in units:
+            wave.append(u)
+            n += len(u.items)
+            if n >= wave_size:
+                yield wave
+                wave, n = [], 0
+        if wave:
+            yield wave
+
+    # Forked processes decode in parallel on CPU where the model's fast path hands them plain
+    # arrays (per-image Python work in PIL holds the GIL, so threads give about one core).
+    global _JOB
+    procs = None
+    if ahead == 1 and lm.fast and n_todo >= PROCESS_MIN_ITEMS:
+        _JOB = (lm.prepare, padding, min_box_size)
+        procs = vci.fork_pool(workers)
     done = 0
     with fou.ProgressBar(total=n_todo, progress=progress) as pb, \
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vc-decode") as pool:
-        queue = deque()
-        it = iter(units)
-        for u in it:
-            queue.append(pool.submit(_prepare, u, lm.preprocess, padding, min_box_size))
-            if len(queue) >= window:
-                break
+        def submit(wave):
+            if procs is not None:
+                return [procs.map_async(_prepare_job, wave,
+                                        chunksize=max(1, -(-len(wave) // workers)))]
+            return [pool.submit(_prepare, u, lm.prepare, padding, min_box_size) for u in wave]
+
+        def collect(futures):
+            if procs is not None:
+                return futures[0].get()
+            return [f.result() for f in futures]
+
+        it = waves()
+        queue = deque(submit(w) for w in itertools.islice(it, ahead))
         while queue:
-            unit, outcomes = queue.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append(pool.submit(_prepare, nxt, lm.preprocess, padding, min_box_size))
-            for o in outcomes:
-                status, item_id = o[0], o[1]
-                if status == "ok":
-                    _, _, tensor, fp, chash, size, box = o
-                    pending_t.append(tensor)
-                    pending_meta.append((item_id, unit.sample_id, unit.filepath, fp, chash,
-                                         size, box))
-                    ok_samples.add(unit.sample_id)
-                    if len(pending_t) >= batch_size:
-                        run_batch()
-                elif status == "same":
-                    same_ids.append(item_id); same_fps.append(o[2])
-                    ok_samples.add(unit.sample_id)
-                elif status == "skip":
-                    skipped[item_id] = o[2]
-                else:
-                    errors[unit.sample_id] = o[2]
-            done += len(outcomes)
+            results = collect(queue.popleft())
+            if ahead > 1 and (nxt := next(it, None)) is not None:
+                queue.append(submit(nxt))
+            for unit, outcomes in results:
+                for o in outcomes:
+                    status, item_id = o[0], o[1]
+                    if status == "ok":
+                        _, _, prepared, fp, chash, size, box = o
+                        pending_t.append(prepared)
+                        pending_meta.append((item_id, unit.sample_id, unit.filepath, fp, chash,
+                                             size, box))
+                        ok_samples.add(unit.sample_id)
+                        if len(pending_t) >= batch_size:
+                            run_batch()
+                    elif status == "same":
+                        same_ids.append(item_id); same_fps.append(o[2])
+                        ok_samples.add(unit.sample_id)
+                    elif status == "skip":
+                        skipped[item_id] = o[2]
+                    else:
+                        errors[unit.sample_id] = o[2]
+                done += len(outcomes)
             pb.set_iteration(done)
             if len(buf["id"]) >= write_every or len(same_ids) >= write_every:
                 flush()
+            if ahead == 1 and (nxt := next(it, None)) is not None:
+                queue.append(submit(nxt))
         run_batch()
         flush()
+    if procs is not None:
+        procs.terminate()
+        procs.join()
+        _JOB = None
 
     summary.errors = len(errors)
     summary.skipped = len(skipped)
@@ -441,4 +491,4 @@ def embed_image(image, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, devic
         im, _ = vci.load_image(str(image))
     if box is not None:
         im = vci.crop_relative(im, box)
-    return lm.embed_tensors(torch.stack([lm.preprocess(im)]))[0]
+    return lm.embed_tensors(lm.collate([lm.prepare(im)]))[0]

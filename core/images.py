@@ -24,6 +24,23 @@ class ImageError(Exception):
     """A file that cannot be used as an image; ``str(e)`` says why, for ``vc_error``."""
 
 
+def fork_pool(workers, initializer=None):
+    """A pool of ``workers`` forked processes for reading images, or None where forking is not
+    available or there is a single core (callers then use threads).
+
+    Per-image Python work in PIL holds the GIL, so threads give about one core. Forked workers
+    inherit the caller's state (nothing is pickled but the work items and the results); they
+    only read images and never touch LanceDB, whose fork warning is silenced here."""
+    import multiprocessing
+
+    if workers < 2 or (os.cpu_count() or 1) < 2 \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*lancedb fork support")
+        return multiprocessing.get_context("fork").Pool(workers, initializer=initializer)
+
+
 def file_fingerprint(path):
     """``"<size>:<mtime_ns>"`` — cheap change detection, or None when the file is missing."""
     try:

@@ -87,6 +87,39 @@ class LoadedModel:
     tokenizer: object
     device: str
 
+    def __post_init__(self):
+        self._fast = _fast_transform(self.preprocess)
+
+    @property
+    def fast(self):
+        """True when :meth:`prepare` returns plain uint8 arrays (no torch work per image)."""
+        return self._fast is not None
+
+    def prepare(self, im):
+        """One RGB ``PIL.Image`` → what :meth:`collate` stacks into a batch.
+
+        For open_clip's standard eval transform (resize, centre crop, RGB, ToTensor, Normalize)
+        this is only the geometric part on the PIL image, as a uint8 array: the conversion to
+        float and the normalisation run once per batch in :meth:`collate`, which costs a
+        fraction of doing them image by image. Any other transform is applied as it is."""
+        if self._fast is None:
+            return self.preprocess(im)
+        for step in self._fast[0]:
+            im = step(im)
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        return np.asarray(im)
+
+    def collate(self, items):
+        """Outputs of :meth:`prepare` → the preprocessed batch tensor (B, C, H, W)."""
+        import torch
+
+        if self._fast is None:
+            return torch.stack(items)
+        scale, shift = self._fast[1], self._fast[2]
+        x = torch.from_numpy(np.stack(items)).permute(0, 3, 1, 2).contiguous().float()
+        return x.mul_(scale).sub_(shift)
+
     @property
     def dim(self):
         return int(self.model.text_projection.shape[1]) if getattr(
@@ -114,6 +147,37 @@ class LoadedModel:
             feats = self.model.encode_text(tokens)
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         return feats.cpu().numpy().astype(np.float32, copy=False)
+
+
+def _fast_transform(preprocess):
+    """``(geometric PIL steps, scale, shift)`` when ``preprocess`` is open_clip's eval transform
+    shape (Resize/CenterCrop steps, an RGB conversion, ToTensor, Normalize), else None.
+
+    ``ToTensor`` then ``Normalize`` is ``(x / 255 - mean) / std``, i.e. ``x * scale - shift``
+    with ``scale = 1 / (255 std)`` and ``shift = mean / std`` per channel."""
+    import torch
+    from torchvision import transforms as T
+
+    steps = list(getattr(preprocess, "transforms", None) or [])
+    if len(steps) < 3 or not isinstance(steps[-1], T.Normalize) \
+            or not isinstance(steps[-2], T.ToTensor):
+        return None
+    geometric = []
+    for step in steps[:-2]:
+        if isinstance(step, (T.Resize, T.CenterCrop)):
+            geometric.append(step)
+        elif getattr(step, "mode", "RGB") == "RGB" and (
+                type(step).__name__ == "MaybeConvertMode"
+                or getattr(step, "__name__", "") == "_convert_to_rgb"):
+            continue
+        else:
+            return None
+    norm = steps[-1]
+    mean = torch.as_tensor(norm.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.as_tensor(norm.std, dtype=torch.float32).view(1, -1, 1, 1)
+    if mean.numel() != 3 or std.numel() != 3:
+        return None
+    return geometric, 1.0 / (255.0 * std), mean / std
 
 
 def load_model(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto"):

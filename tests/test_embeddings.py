@@ -27,6 +27,34 @@ def test_incremental_rerun_embeds_nothing(fmnist_dataset):
     assert embeddings_run_key("demo", "images") in ds.list_runs()
 
 
+def test_batched_preprocessing_matches_the_models_own_transform(fmnist_dataset):
+    """Decoding workers hand back uint8 arrays and normalisation runs per batch: the vectors
+    must be the ones the model's own per-image open_clip transform gives."""
+    import torch
+
+    from visual_curation.core import images as vci
+    from visual_curation.core.models import load_model
+
+    ds, _ = fmnist_dataset
+    lm = load_model("demo")
+    assert lm.fast
+    odd = [Image.new("RGB", (300, 90), (10, 200, 30)), Image.new("RGB", (20, 33), (250, 1, 9)),
+           Image.effect_noise((61, 47), 40).convert("RGB")]
+    want = torch.stack([lm.preprocess(im) for im in odd])
+    assert torch.allclose(lm.collate([lm.prepare(im) for im in odd]), want, atol=1e-5)
+
+    run = vc.compute_embeddings(ds, model="demo")
+    assert run.embedded == len(ds)
+    ids, paths = ds.values(["id", "filepath"])
+    got_ids, got, _ = _store(ds).vectors(ids)
+    assert list(got_ids) == list(ids)
+    ref = np.concatenate([
+        lm.embed_tensors(torch.stack([lm.preprocess(vci.load_image(p)[0])
+                                      for p in paths[i:i + 32]]))
+        for i in range(0, len(paths), 32)])
+    assert np.abs(got - ref).max() < 1e-4
+
+
 def test_deleted_and_added_samples_stay_in_sync(fmnist_dataset, tmp_path):
     import fiftyone as fo
 

@@ -2,10 +2,11 @@
 fallback, optional crop to a relative ``[x, y, w, h]`` box, never an exception per item."""
 from __future__ import annotations
 
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .. import images as vci
 
 #: worker threads for reading images (OpenCV releases the GIL while decoding)
 WORKERS = 2
@@ -104,15 +105,6 @@ def _chunk(indices):
             for i in indices]
 
 
-def _fork_context():
-    import multiprocessing
-    import os
-
-    if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    return multiprocessing.get_context("fork")
-
-
 def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0), msg=""):
     """Apply ``fn(rgb_array) -> value`` to each item index, in ``WORKERS`` forked processes
     for large batches (``PROCESS_MIN_ITEMS``) and a thread pool otherwise.
@@ -139,15 +131,13 @@ def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0)
         if done % step == 0:
             report(progress, span[0] + (span[1] - span[0]) * done / n, msg)
 
-    ctx = _fork_context() if len(indices) >= PROCESS_MIN_ITEMS else None
-    if ctx is not None:
-        _JOB = (fn, filepaths, boxes)
+    _JOB = (fn, filepaths, boxes)
+    pool = vci.fork_pool(WORKERS, _worker_init) if len(indices) >= PROCESS_MIN_ITEMS else None
+    if pool is None:
+        _JOB = None
+    else:
         try:
             chunks = [indices[k:k + CHUNK] for k in range(0, len(indices), CHUNK)]
-            with warnings.catch_warnings():
-                # LanceDB warns on every fork; the workers only read images, never LanceDB
-                warnings.filterwarnings("ignore", message=".*lancedb fork support")
-                pool = ctx.Pool(WORKERS, initializer=_worker_init)
             with pool:
                 for res in pool.imap(_chunk, chunks):
                     for item in res:
