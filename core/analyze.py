@@ -93,13 +93,20 @@ def _inputs(collection, patches_field, label_field):
                 ids.append(lid); fps.append(p); bxs.append(list(b))
         created = None
     else:
-        ids, fps = collection.values(["id", "filepath"])
+        # one aggregation for every column (the label field is checked by _labels first)
+        want = ["id", "filepath", "created_at"]
+        if label_field:
+            _labels(collection.limit(0), label_field, None, 0)
+            want.append(f"{label_field}.label")
+        if not dataset.has_sample_field("created_at"):   # older datasets have none
+            want.remove("created_at")
+        got = dict(zip(want, collection.values(want)))
+        ids, fps = got["id"], got["filepath"]
         bxs = None
-        try:
-            created = [c.timestamp() if c is not None else None
-                       for c in collection.values("created_at")]
-        except Exception:  # noqa: BLE001 - older datasets have no created_at
-            created = None
+        created = [c.timestamp() if c is not None else None
+                   for c in got["created_at"]] if "created_at" in got else None
+        labels = got.get(f"{label_field}.label") if label_field else None
+        return ids, fps, bxs, labels, created
     labels = _labels(collection, label_field, patches_field, len(ids))
     return ids, fps, bxs, labels, created
 
@@ -139,9 +146,21 @@ def analyze(sample_collection, label_field=None, embeddings_field=None, patches_
                         analyses=analyses, **params)
 
 
-def _analyze(sample_collection, label_field=None, embeddings_field=None, patches_field=None,
-            analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
-            uri=None, overwrite=False, force=False, incremental=None, **params):
+def _analyze(sample_collection, **kwargs):
+    # the field commit's process starts now, so that its start-up (~0.5 s) overlaps the
+    # analysis; a run that writes nothing ends it unused
+    commit_process = vcf.start_commit_process()
+    try:
+        return _analyze_run(sample_collection, commit_process=commit_process, **kwargs)
+    finally:
+        if commit_process is not None and commit_process.poll() is None:
+            commit_process.communicate("")
+
+
+def _analyze_run(sample_collection, label_field=None, embeddings_field=None, patches_field=None,
+                 analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
+                 uri=None, overwrite=False, force=False, incremental=None, commit_process=None,
+                 **params):
     from .analyzers import REGISTRY
     from .analyzers.base import AnalysisInput, jsonable
     from .embeddings import compute_embeddings, import_embeddings
@@ -228,7 +247,7 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
     )
     if base is not None:
         return _analyze_increment(sample_collection, inp, base, names, params, thresholds,
-                                  key, fingerprint, overwrite, progress, t0)
+                                  key, fingerprint, overwrite, progress, t0, commit_process)
     out, summaries, errors, timings = {}, {}, {}, {}
     import fiftyone.core.utils as fou
 
@@ -285,7 +304,9 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
         counts[issue] = n
     out["vc_issues"] = issues
 
-    _write(sample_collection, patches_field, ids, out, overwrite)
+    _write(sample_collection, patches_field, ids, out, overwrite, commit_process)
+    if not patches_field and "duplicates" in names:
+        _keep_signatures(inp, vcs.PixelSignatures(conf["table"], uri=store.uri), replace=True)
     summary = dict(
         items=len(ids), analysed=int(len(sel)), without_vectors=int(len(ids) - len(sel)),
         issues=counts, pixel_errors=len(errors), seconds=round(time.time() - t0, 3),
@@ -304,6 +325,22 @@ def _analyze(sample_collection, label_field=None, embeddings_field=None, patches
              results=dict(summary=summary, details=jsonable(summaries), incremental=inc_state))
     logger.info("analyze: %s", summary)
     return summary
+
+
+def _keep_signatures(inp, signatures, replace):
+    """Stores the duplicate check's thumbnails of the images this run decoded (a full run
+    replaces the table). Only an optimisation for later incremental runs: never fatal."""
+    got = inp._knn_cache.get("dup_signatures") or {}
+    rows = sorted(got)
+    hashes = inp.content_hashes
+    try:
+        signatures.write([inp.ids[r] for r in rows],
+                         [hashes[r] if hashes is not None else None for r in rows],
+                         np.stack([got[r][0] for r in rows]) if rows else np.zeros((0, 1)),
+                         [got[r][1] for r in rows], replace=replace)
+    except Exception as e:  # noqa: BLE001
+        logger.warning("analyze: could not store the duplicate-check thumbnails (%s); later "
+                       "incremental runs decode earlier images instead", e)
 
 
 def _encode_ids(ids):
@@ -364,11 +401,16 @@ def _incremental_base(dataset, key, prev, names, label_field, patches_field, con
         return full(f"{since} items added since the last full run, over "
                     f"{MAX_SHARE:.0%} of the dataset")
     # vectors of earlier items rewritten since that run (changed files re-embedded)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from datetime import datetime, timezone
+
     t = store.read(["id", "created_at"])
+    at = pa.scalar(datetime.fromtimestamp(state["at"], timezone.utc),
+                   t.schema.field("created_at").type)
+    later = t.filter(pc.fill_null(pc.greater(t.column("created_at"), at), False))
     old_set = set(prev_ids)
-    at = state["at"]
-    redone = sum(1 for i, c in zip(t.column("id").to_pylist(), t.column("created_at").to_pylist())
-                 if c is not None and i in old_set and c.timestamp() > at)
+    redone = sum(1 for i in later.column("id").to_pylist() if i in old_set)
     if redone:
         return full(f"{redone} earlier items were re-embedded")
     from .incremental import missing_state
@@ -379,11 +421,12 @@ def _incremental_base(dataset, key, prev, names, label_field, patches_field, con
         return full(why)
     old = np.zeros(len(v_ids), bool)
     old[rows] = True
-    return dict(record=prev, results=res, state=state, old=old, since=since)
+    return dict(record=prev, results=res, state=state, old=old, since=since,
+                table=conf["table"], uri=store.uri)
 
 
 def _analyze_increment(collection, inp, base, names, params, thresholds, key, fingerprint,
-                       overwrite, progress, t0):
+                       overwrite, progress, t0, commit_process=None):
     """Adds the new items to the earlier run (see :mod:`.incremental`) and writes their fields
     (and those of earlier items whose duplicate group they joined)."""
     from fiftyone import ViewField as F
@@ -412,8 +455,10 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
 
     steps = base["steps"]
     t = time.time()
+    signatures = vcs.PixelSignatures(base["table"], uri=base["uri"])
     vals, inc, errors = vci.update(inp, new, old, names, prm, details, read, read_groups,
-                                   progress, steps=steps)
+                                   progress, steps=steps, signatures=signatures)
+    _keep_signatures(inp, signatures, replace=False)
     t = time.time()
     rows = sorted({r for col in vals.values() for r in col})
     # vc_issues: from the written values; earlier items keep theirs but for "duplicate"
@@ -444,7 +489,8 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
     keep = vcf.KEEP
     out = {f: [_plain(col[r]) if r in col else keep for r in rows] for f, col in vals.items()}
     vcf.set_sample_values(collection, out, descriptions=DESCRIPTIONS, overwrite=overwrite,
-                          types=FIELD_TYPES, ids=[inp.ids[r] for r in rows])
+                          types=FIELD_TYPES, ids=[inp.ids[r] for r in rows],
+                          commit_process=commit_process)
     steps["write"] = time.time() - t
     # the record: the earlier run extended by the new items
     res = base["results"]
@@ -482,14 +528,14 @@ def _plain(v):
     return v
 
 
-def _write(collection, patches_field, ids, out, overwrite):
+def _write(collection, patches_field, ids, out, overwrite, commit_process=None):
     if patches_field:
         vcf.set_label_values(collection, patches_field,
                              {f: dict(zip(ids, vals)) for f, vals in out.items()},
                              descriptions=DESCRIPTIONS, overwrite=overwrite)
     else:
         vcf.set_sample_values(collection, out, descriptions=DESCRIPTIONS, overwrite=overwrite,
-                              types=FIELD_TYPES)
+                              types=FIELD_TYPES, commit_process=commit_process)
 
 
 def cluster_summaries(dataset, patches_field=None):

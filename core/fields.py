@@ -91,7 +91,7 @@ if spec:
 """
 
 
-def _start_commit_process():
+def start_commit_process():
     """Starts the commit process early (interpreter start, pymongo import and connection take
     ~0.5 s), in its own session so that nothing sent to this run reaches it. None if it cannot
     start: the commit then runs in this process."""
@@ -240,7 +240,7 @@ def _infer_kind(vals):
 
 
 def set_sample_values(collection, values, descriptions=None, overwrite=False, types=None,
-                      ids=None):
+                      ids=None, commit_process=None):
     """Bulk-writes ``{field: [value per sample]}`` on the samples of ``collection`` (or on the
     samples ``ids``, when given); all the fields of one call change together or not at all.
 
@@ -251,7 +251,18 @@ def set_sample_values(collection, values, descriptions=None, overwrite=False, ty
     collection keep their values. ``types``: ``{field: "int"|"float"|"str"|"bool"|
     "list[str]"}`` declares the kinds (values that are all None still create the field:
     "analysed, nothing found"); other fields' kinds are inferred from their values.
+    ``commit_process``: one from :func:`start_commit_process`, started earlier by a caller
+    whose writes are small (its start-up then overlaps the caller's work); this call ends it.
     """
+    try:
+        _set_sample_values(collection, values, descriptions, overwrite, types, ids,
+                           commit_process)
+    finally:
+        if commit_process is not None and commit_process.poll() is None:
+            commit_process.communicate("")  # not used: it ends without committing anything
+
+
+def _set_sample_values(collection, values, descriptions, overwrite, types, ids, proc_early):
     dataset = collection._dataset
     check_writable(dataset, values.keys(), overwrite=overwrite)
     recover(dataset)
@@ -286,7 +297,7 @@ def set_sample_values(collection, values, descriptions=None, overwrite=False, ty
         columns[name] = vals
     if not columns:
         return
-    proc = _start_commit_process()
+    proc = proc_early or start_commit_process()
     try:
         stage = _stage(dataset, list(ids) if ids is not None else collection.values("id"),
                        columns)

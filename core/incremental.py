@@ -61,7 +61,7 @@ def rows_neighbours(vectors, rows, codes, k, mk, q_block=2048, c_block=16384):
                 if sel.any():
                     S[hit[sel] - q0, np.flatnonzero(sel)] = -np.inf
                 t = min(K, S.shape[1])
-                part = np.argpartition(-S, t - 1, axis=1)[:, :t]
+                part = np.argpartition(S, S.shape[1] - t, axis=1)[:, S.shape[1] - t:]
                 bs = np.concatenate([bs, np.take_along_axis(S, part, axis=1)], axis=1)
                 bi = np.concatenate([bi, mb[part]], axis=1)
                 if bs.shape[1] > K:
@@ -101,13 +101,16 @@ def missing_state(names, details, classes):
     return None
 
 
-def update(inp, new, old, names, params, details, read, read_groups, progress=None, steps=None):
+def update(inp, new, old, names, params, details, read, read_groups, progress=None, steps=None,
+           signatures=None):
     """Analyses the items ``new`` (row indices of ``inp``) against the whole input.
 
     ``old``: bool mask of the rows analysed by the earlier run; ``params``: ``{analysis:
     parameters}``; ``details``: the earlier run's per-analysis summaries; ``read(rows,
     fields)`` returns the stored values of earlier rows; ``read_groups(group ids)`` returns
-    ``[(row, group id)]`` for the stored members of those duplicate groups.
+    ``[(row, group id)]`` for the stored members of those duplicate groups; ``signatures``
+    (a :class:`~visual_curation.core.store.PixelSignatures`) holds the duplicate-check
+    thumbnails that earlier runs kept, so earlier images need not be decoded again.
 
     Returns ``(values {field: {row: value}}, summary, errors {row: message})``; ``steps``
     (a dict) receives the seconds of each step.
@@ -230,7 +233,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
     if "duplicates" in names:
         report(progress, 0.4, "duplicates of the new items")
         changed, errs = _duplicates(inp, new, old, ind, sim, params["duplicates"], read,
-                                    read_groups, put)
+                                    read_groups, put, signatures, summary)
         errors.update(errs)
         summary["duplicates_regrouped_earlier_items"] = int(changed)
         lap("duplicates (pixels)")
@@ -263,7 +266,8 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
     return out, summary, errors
 
 
-def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put):
+def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put, signatures=None,
+                summary=None):
     from .analyzers import _pixels
     from .analyzers.duplicates import (DuplicatesAnalyzer, _UnionFind, candidate_pairs,
                                        candidate_rule, keep_rule, keep_stats)
@@ -288,16 +292,28 @@ def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put):
                 else:
                     first.setdefault(h, int(i))
     stats, errors = {}, {}
+
+    def stored(rows):
+        """Signatures the earlier runs kept for these earlier rows (same file content)."""
+        rows = [int(r) for r in rows]
+        if signatures is None or not use_pixels or not rows:
+            return {}
+        hashes = inp.content_hashes
+        got = signatures.read([inp.ids[r] for r in rows],
+                              [hashes[r] for r in rows] if hashes is not None else None)
+        return {r: got[inp.ids[r]] for r in rows if inp.ids[r] in got}
+
     if not use_pixels:
         verified = [tuple(x) for x in pairs]
     elif len(pairs):
-        # the partners' pixels serve the duplicate check only: quality measures the new
-        # items alone (no shared decode of every partner)
-        planned, inp.planned = inp.planned, tuple(a for a in inp.planned if a != "quality")
-        try:
-            verified, stats, errors = DuplicatesAnalyzer()._pixel_verify(inp, pairs, p, None)
-        finally:
-            inp.planned = planned
+        # earlier partners come from the stored signatures; the images decoded here are
+        # (nearly all) new ones, whose quality is measured from the same decode
+        cached = stored(sorted({int(x) for x in pairs.ravel() if not is_new[x]}))
+        verified, stats, errors = DuplicatesAnalyzer()._pixel_verify(inp, pairs, p, None,
+                                                                     cached=cached)
+        if summary is not None:
+            summary["duplicates_images"] = dict(inp._knn_cache.get("dup_decoded") or dict(
+                decoded=len(np.unique(pairs)), from_store=0, decoded_after_all=0))
     else:
         verified = []
     verified = [(int(x), int(y)) for x, y in list(verified) + hash_pairs]
@@ -323,6 +339,8 @@ def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put):
     for r_ in rows:
         comp.setdefault(uf.find(pos[r_]), []).append(r_)
     missing = [r_ for mem in comp.values() if len(mem) > 1 for r_ in mem if r_ not in stats]
+    stats.update({r_: v[1] for r_, v in stored([r_ for r_ in missing if not is_new[r_]]).items()})
+    missing = [r_ for r_ in missing if r_ not in stats]
     if missing and use_pixels:
         more, _ = _pixels.map_items(keep_stats, missing, inp.filepaths, inp.boxes)
         stats.update(more)

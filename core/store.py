@@ -159,18 +159,24 @@ class VectorStore:
         cols = ["id", "vector", *extra]
         dim = self.dim                           # FileNotFoundError (recompute hint) if no table
         if ids is not None:                     # rows land directly at their place in ``ids``
+            import pyarrow.compute as pc
+
             ids = list(ids)
-            want = {k: i for i, k in enumerate(ids)}
+            want = pa.array(ids, pa.string())
             out = np.empty((len(ids), dim), dtype)
             found = np.zeros(len(ids), bool)
             ext_at = {c: np.full(len(ids), None, object) for c in extra}
             for b in self.iter_batches(cols):
-                bid = b.column(b.schema.get_field_index("id")).to_pylist()
-                pos = np.array([want.get(i, -1) for i in bid], np.int64)
+                pos = pc.index_in(b.column(b.schema.get_field_index("id")), value_set=want)
+                pos = pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
                 keep = np.flatnonzero(pos >= 0)
                 if not len(keep):
                     continue
-                out[pos[keep]] = _batch_vectors(b, dim)[keep]
+                vec = _batch_vectors(b, dim)
+                if len(keep) == len(pos):
+                    out[pos] = vec
+                else:
+                    out[pos[keep]] = vec[keep]
                 found[pos[keep]] = True
                 for c in extra:
                     col = np.array(b.column(b.schema.get_field_index(c)).to_pylist(), object)
@@ -278,6 +284,78 @@ class VectorStore:
             q = q.nprobes(nprobes).refine_factor(refine_factor)
         t = q.to_arrow()
         return list(zip(t.column("id").to_pylist(), t.column("_distance").to_pylist()))
+
+
+class PixelSignatures:
+    """The duplicate check's per-image signatures for one vectors table, in a LanceDB table of
+    their own (``<vectors table>__dupsig``): the full grey thumbnail (normalised, float16) and
+    the keep-rule statistics of every image the last analysis decoded. An incremental analysis
+    compares new images with earlier ones from these instead of decoding the earlier images.
+    Rows carry the file's content hash: a row whose file changed since is not used."""
+
+    SUFFIX = "__dupsig"
+
+    def __init__(self, vectors_table, uri=None):
+        self.name = vectors_table + self.SUFFIX
+        self.uri = cfg.lancedb_uri(uri)
+        self.db = connect(self.uri)
+
+    @staticmethod
+    def _schema(dim):
+        return pa.schema([
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("content_hash", pa.string()),
+            pa.field("width", pa.int32()),
+            pa.field("height", pa.int32()),
+            pa.field("sharpness", pa.float32()),
+            pa.field("signature", pa.list_(pa.float16(), int(dim))),
+        ])
+
+    def write(self, ids, content_hashes, signatures, stats, replace=False):
+        """Rows for ``ids``: ``signatures`` (n, d) float16, ``stats`` a list of dicts (width,
+        height, sharpness). ``replace`` rewrites the table (a full run), else rows are
+        inserted or replaced by id (one LanceDB commit either way)."""
+        sig = np.ascontiguousarray(signatures, np.float16)
+        if not len(ids):
+            if replace and self.name in list_tables(self.db):
+                self.db.drop_table(self.name)
+            return
+        tbl = pa.Table.from_pydict({
+            "id": list(ids), "content_hash": list(content_hashes),
+            "width": [int(st["width"]) for st in stats],
+            "height": [int(st["height"]) for st in stats],
+            "sharpness": [float(st["sharpness"]) for st in stats],
+            "signature": pa.FixedSizeListArray.from_arrays(pa.array(sig.ravel()), sig.shape[1]),
+        }, schema=self._schema(sig.shape[1]))
+        if replace or self.name not in list_tables(self.db):
+            self.db.create_table(self.name, data=tbl, mode="overwrite")
+        else:
+            (self.db.open_table(self.name).merge_insert("id").when_matched_update_all()
+             .when_not_matched_insert_all().execute(tbl))
+
+    def read(self, ids, content_hashes=None):
+        """``{id: (signature (d,) float16, stats dict)}`` for the ``ids`` that have a row (and,
+        given ``content_hashes``, the same content hash)."""
+        if not len(ids) or self.name not in list_tables(self.db):
+            return {}
+        tbl = self.db.open_table(self.name)
+        all_ids = tbl.search().select(["id"]).limit(None).to_arrow().column("id").to_pylist()
+        at = {i: r for r, i in enumerate(all_ids)}
+        want = [i for i in ids if i in at]
+        if not want:
+            return {}
+        got = tbl.take_offsets([at[i] for i in want]).to_arrow()
+        dim = got.schema.field("signature").type.list_size
+        sig = got.column("signature").combine_chunks().flatten().to_numpy(
+            zero_copy_only=False).reshape(-1, dim)
+        hashes = dict(zip(ids, content_hashes)) if content_hashes is not None else None
+        out = {}
+        for j, (i, h, w, ht, sh) in enumerate(zip(*(got.column(c).to_pylist() for c in (
+                "id", "content_hash", "width", "height", "sharpness")))):
+            if hashes is not None and hashes.get(i) and h != hashes[i]:
+                continue
+            out[i] = (sig[j], dict(width=w, height=ht, sharpness=sh))
+        return out
 
 
 def _batch_vectors(batch, dim):
