@@ -54,6 +54,9 @@ def test_added_samples_are_analysed_incrementally(fmnist_dataset):
     assert _add(ds, saved) == len(saved)
     inc = vc.analyze(ds, label_field="ground_truth")
     assert inc["incremental"]["added"] == len(saved)
+    # earlier images' duplicate-check thumbnails come from the store: only some are decoded
+    imgs = inc["incremental"]["duplicates_images"]
+    assert imgs["from_store"] > 0 and imgs["decoded_after_all"] < imgs["from_store"]
     after = _snapshot(ds)
     new_ids = set(after) - set(before)
     assert len(new_ids) == len(saved)
@@ -99,6 +102,28 @@ def test_added_samples_are_analysed_incrementally(fmnist_dataset):
     assert found(scratch) == inc_found
     agree = sum(set(after[i]["vc_issues"]) == set(scratch[i]["vc_issues"]) for i in new_ids)
     assert agree >= len(new_ids) - 1
+
+
+def test_pixel_signature_store_round_trip(tmp_path):
+    import numpy as np
+
+    from visual_curation.core.store import PixelSignatures
+
+    uri = str(tmp_path / "lancedb")
+    st = PixelSignatures("vc_test__table", uri=uri)
+    rng = np.random.default_rng(0)
+    sig = rng.standard_normal((6, 16)).astype(np.float16)
+    stats = [dict(width=10 + j, height=20 + j, sharpness=0.5 * j) for j in range(6)]
+    ids = [f"id{j}" for j in range(6)]
+    st.write(ids[:4], [f"h{j}" for j in range(4)], sig[:4], stats[:4], replace=True)
+    st.write(ids[3:], [f"h{j}" for j in range(3, 6)], sig[3:] * 2, stats[3:])  # id3 replaced
+    got = st.read(["id5", "id0", "id3", "nope"], ["h5", "h0", "other", "x"])
+    assert set(got) == {"id5", "id0"}                 # id3's file changed: not used
+    assert np.array_equal(got["id5"][0], sig[5] * 2) and np.array_equal(got["id0"][0], sig[0])
+    assert got["id5"][1] == dict(width=15, height=25, sharpness=2.5)
+    assert np.array_equal(st.read(["id3"])["id3"][0], sig[3] * 2)
+    st.write([], [], np.zeros((0, 16)), [], replace=True)  # a full run without pixels
+    assert st.read(ids) == {}
 
 
 def test_an_identical_rerun_after_an_increment_does_nothing(fmnist_dataset):
