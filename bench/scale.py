@@ -469,7 +469,12 @@ def incremental_table(r):
         f"| from-scratch run on all {r['n_images']:,} | {r['scratch_s']:.1f} |\n\n"
         f"Incremental run by step (s): "
         + ", ".join(f"{k} {v:.1f}" for k, v in (inc.get("timings") or {}).items()) + ".\n\n"
-        f"Earlier samples whose fields changed: {r['earlier_changed']} (all in duplicate "
+        + (lambda d: f"Duplicate check: {d.get('decoded', 0):,} images decoded (the new ones "
+           f"in candidate pairs), {d.get('from_store', 0):,} earlier partners compared through "
+           f"their stored thumbnails, of which {d.get('decoded_after_all', 0):,} were decoded "
+           f"after all (an approximate crop came close to matching).\n\n" if d else "")(
+            inc.get("duplicates_images"))
+        + f"Earlier samples whose fields changed: {r['earlier_changed']} (all in duplicate "
         f"groups a new sample joined; other fields changed: "
         f"{r['earlier_changed_outside_dup_fields']}). Every other earlier sample keeps "
         f"exactly the values of the full run.\n\n"
