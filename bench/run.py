@@ -123,6 +123,14 @@ def section_scale(quick):
     return "A million vectors on one machine", scale.million_table(r)
 
 
+def section_fields(quick):
+    """The analysis fields written on a one-million-sample FiftyOne dataset."""
+    import scale
+
+    r = scale.run_fields(100_000 if quick else 1_000_000)
+    return "Field writes on a million samples", scale.fields_table(r)
+
+
 def section_fmnist70k(quick):
     """All of Fashion-MNIST: analyze() vs the Brain on the same vectors, same run."""
     import scale
@@ -259,7 +267,7 @@ def section_clusters(quick):
 
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
-            "scale": section_scale, "clusters": section_clusters,
+            "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
             "reliability": section_reliability}
 
 
