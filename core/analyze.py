@@ -153,8 +153,7 @@ def _analyze(sample_collection, **kwargs):
     try:
         return _analyze_run(sample_collection, commit_process=commit_process, **kwargs)
     finally:
-        if commit_process is not None and commit_process.poll() is None:
-            commit_process.communicate("")
+        vcf.end_commit_process(commit_process)
 
 
 def _analyze_run(sample_collection, label_field=None, embeddings_field=None, patches_field=None,

@@ -88,6 +88,7 @@ if spec:
         "whenNotMatched": "discard"}}]))
     db[spec["journal"]].delete_one({"_id": spec["coll"]})
     db.drop_collection(spec["stage"])
+    print("committed", flush=True)  # the caller goes on; this process then exits on its own
 """
 
 
@@ -108,11 +109,18 @@ def start_commit_process():
         conn = dict(kwargs=dict(food._connection_kwargs), db=fo.config.database_name)
         return subprocess.Popen([sys.executable, "-c", _COMMIT_AGENT], start_new_session=True,
                                 env={**os.environ, "VC_COMMIT_CONN": json.dumps(conn)},
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     except (OSError, subprocess.SubprocessError, TypeError) as e:
         logger.warning("Field commit process did not start (%s); committing in this process", e)
         return None
+
+
+def end_commit_process(proc):
+    """Ends a commit process that was not given anything to commit (it exits on an empty
+    spec); one that committed exits by itself."""
+    if proc is not None and proc.poll() is None and not proc.stdin.closed:
+        proc.communicate("")
 
 
 def _db():
@@ -186,17 +194,20 @@ def _stage(dataset, ids, columns):
 
 def _commit(dataset, stage, proc):
     import json
+    import subprocess
 
     coll = dataset._sample_collection_name
     _journal().replace_one({"_id": coll}, {"_id": coll, "stage": stage}, upsert=True)
     if proc is not None:
         spec = dict(coll=coll, stage=stage, journal=JOURNAL)
         try:
-            _, err = proc.communicate(json.dumps(spec), timeout=3600)
-            if proc.returncode:
+            proc.stdin.write(json.dumps(spec))
+            proc.stdin.close()
+            if proc.stdout.readline().strip() != "committed":   # died before committing
+                _, err = proc.communicate(timeout=60)
                 logger.warning("Field commit process failed (%s); committing in this process",
                                err.strip().splitlines()[-1:] or proc.returncode)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
             logger.warning("Field commit process failed (%s); committing in this process", e)
     recover(dataset)  # a no-op when the commit process finished; else finishes it here
     _reload(dataset)
@@ -258,8 +269,7 @@ def set_sample_values(collection, values, descriptions=None, overwrite=False, ty
         _set_sample_values(collection, values, descriptions, overwrite, types, ids,
                            commit_process)
     finally:
-        if commit_process is not None and commit_process.poll() is None:
-            commit_process.communicate("")  # not used: it ends without committing anything
+        end_commit_process(commit_process)  # when not used: it ends without committing
 
 
 def _set_sample_values(collection, values, descriptions, overwrite, types, ids, proc_early):
@@ -304,8 +314,7 @@ def _set_sample_values(collection, values, descriptions, overwrite, types, ids, 
         _commit(dataset, stage, proc)
         proc = None
     finally:
-        if proc is not None and proc.poll() is None:  # the staging failed: nothing to commit
-            proc.communicate("")
+        end_commit_process(proc)  # the staging failed: nothing to commit
 
 
 def _declared_kind(kind):
