@@ -2,7 +2,8 @@
 
 ``compute_embeddings`` embeds only what is new or changed since the last call (file size+mtime,
 then the content hash when the file was merely touched), removes rows of samples deleted from the
-dataset, decodes images in a thread pool while the model runs, commits to LanceDB in chunks (an
+dataset, decodes images in parallel with the model (on a GPU: threads decoding batches ahead; on
+CPU: forked workers and the model taking turns on all cores), commits to LanceDB in chunks (an
 interrupted run resumes where it stopped) and reports broken files on the samples' ``vc_error``.
 """
 from __future__ import annotations
