@@ -69,15 +69,20 @@ def _labels(collection, label_field, patches_field, n_items):
                              f"pass label_field={patches_field!r} or leave it empty")
         list_path = vcf._label_list_path(dataset, patches_field)
         return [lab for sub in collection.values(f"{list_path}.label") for lab in (sub or [])]
-    f = dataset.get_field(label_field)
-    doc = getattr(f, "document_type", None)
+    _check_label_field(dataset, label_field)
+    return collection.values(f"{label_field}.label")
+
+
+def _check_label_field(dataset, label_field):
+    """Raises unless ``label_field`` is a Classification field of the samples."""
     import fiftyone.core.labels as fol
 
+    f = dataset.get_field(label_field)
+    doc = getattr(f, "document_type", None)
     if doc is None or not issubclass(doc, fol.Classification):
         kind = doc.__name__ if doc is not None else type(f).__name__
         raise ValueError(f"label_field {label_field!r} holds {kind}; mislabels/outliers need a "
                          "Classification field (or use patches_field for detections)")
-    return collection.values(f"{label_field}.label")
 
 
 def _inputs(collection, patches_field, label_field):
@@ -93,10 +98,10 @@ def _inputs(collection, patches_field, label_field):
                 ids.append(lid); fps.append(p); bxs.append(list(b))
         created = None
     else:
-        # one aggregation for every column (the label field is checked by _labels first)
+        # one aggregation for every column
         want = ["id", "filepath", "created_at"]
         if label_field:
-            _labels(collection.limit(0), label_field, None, 0)
+            _check_label_field(dataset, label_field)
             want.append(f"{label_field}.label")
         if not dataset.has_sample_field("created_at"):   # older datasets have none
             want.remove("created_at")
@@ -453,7 +458,6 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
         return [(row_of[i], g) for i, g in zip(*got) if i in row_of]
 
     steps = base["steps"]
-    t = time.time()
     signatures = vcs.PixelSignatures(base["table"], uri=base["uri"])
     vals, inc, errors = vci.update(inp, new, old, names, prm, details, read, read_groups,
                                    progress, steps=steps, signatures=signatures)

@@ -118,7 +118,7 @@ def _prepare_job(unit):
 
 
 def _prepare(unit, prepare, padding, min_box_size):
-    """Reads one file once; returns a list of per-item outcomes (runs in a worker thread)."""
+    """Reads one file once; returns a list of per-item outcomes (runs in a decoding worker)."""
     out = []
     try:
         data = vci.read_bytes(unit.filepath)
@@ -290,56 +290,58 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
     if ahead == 1 and lm.fast and n_todo >= PROCESS_MIN_ITEMS:
         _JOB = (lm.prepare, padding, min_box_size)
         procs = vci.fork_pool(workers)
-    done = 0
-    with fou.ProgressBar(total=n_todo, progress=progress) as pb, \
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vc-decode") as pool:
-        def submit(wave):
-            if procs is not None:
-                return [procs.map_async(_prepare_job, wave,
-                                        chunksize=max(1, -(-len(wave) // workers)))]
-            return [pool.submit(_prepare, u, lm.prepare, padding, min_box_size) for u in wave]
+    try:
+        done = 0
+        with fou.ProgressBar(total=n_todo, progress=progress) as pb, \
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vc-decode") as pool:
+            def submit(wave):
+                if procs is not None:
+                    return [procs.map_async(_prepare_job, wave,
+                                            chunksize=max(1, -(-len(wave) // workers)))]
+                return [pool.submit(_prepare, u, lm.prepare, padding, min_box_size) for u in wave]
 
-        def collect(futures):
-            if procs is not None:
-                return futures[0].get()
-            return [f.result() for f in futures]
+            def collect(futures):
+                if procs is not None:
+                    return futures[0].get()
+                return [f.result() for f in futures]
 
-        it = waves()
-        queue = deque(submit(w) for w in itertools.islice(it, ahead))
-        while queue:
-            results = collect(queue.popleft())
-            if ahead > 1 and (nxt := next(it, None)) is not None:
-                queue.append(submit(nxt))
-            for unit, outcomes in results:
-                for o in outcomes:
-                    status, item_id = o[0], o[1]
-                    if status == "ok":
-                        _, _, prepared, fp, chash, size, box = o
-                        pending_t.append(prepared)
-                        pending_meta.append((item_id, unit.sample_id, unit.filepath, fp, chash,
-                                             size, box))
-                        ok_samples.add(unit.sample_id)
-                        if len(pending_t) >= batch_size:
-                            run_batch()
-                    elif status == "same":
-                        same_ids.append(item_id); same_fps.append(o[2])
-                        ok_samples.add(unit.sample_id)
-                    elif status == "skip":
-                        skipped[item_id] = o[2]
-                    else:
-                        errors[unit.sample_id] = o[2]
-                done += len(outcomes)
-            pb.set_iteration(done)
-            if len(buf["id"]) >= write_every or len(same_ids) >= write_every:
-                flush()
-            if ahead == 1 and (nxt := next(it, None)) is not None:
-                queue.append(submit(nxt))
-        run_batch()
-        flush()
-    if procs is not None:
-        procs.terminate()
-        procs.join()
-        _JOB = None
+            it = waves()
+            queue = deque(submit(w) for w in itertools.islice(it, ahead))
+            while queue:
+                results = collect(queue.popleft())
+                if ahead > 1 and (nxt := next(it, None)) is not None:
+                    queue.append(submit(nxt))
+                for unit, outcomes in results:
+                    for o in outcomes:
+                        status, item_id = o[0], o[1]
+                        if status == "ok":
+                            _, _, prepared, fp, chash, size, box = o
+                            pending_t.append(prepared)
+                            pending_meta.append((item_id, unit.sample_id, unit.filepath, fp, chash,
+                                                 size, box))
+                            ok_samples.add(unit.sample_id)
+                            if len(pending_t) >= batch_size:
+                                run_batch()
+                        elif status == "same":
+                            same_ids.append(item_id); same_fps.append(o[2])
+                            ok_samples.add(unit.sample_id)
+                        elif status == "skip":
+                            skipped[item_id] = o[2]
+                        else:
+                            errors[unit.sample_id] = o[2]
+                    done += len(outcomes)
+                pb.set_iteration(done)
+                if len(buf["id"]) >= write_every or len(same_ids) >= write_every:
+                    flush()
+                if ahead == 1 and (nxt := next(it, None)) is not None:
+                    queue.append(submit(nxt))
+            run_batch()
+            flush()
+    finally:
+        if procs is not None:
+            procs.terminate()
+            procs.join()
+            _JOB = None
 
     summary.errors = len(errors)
     summary.skipped = len(skipped)
@@ -482,7 +484,6 @@ def embed_text(texts, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device
 def embed_image(image, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto",
                 box=None):
     """Embeds an image path or a ``PIL.Image`` (optionally a relative box of it) → (D,) float32."""
-    import torch
     from PIL import Image
 
     lm = load_model(model, pretrained, device)

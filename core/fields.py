@@ -262,8 +262,8 @@ def set_sample_values(collection, values, descriptions=None, overwrite=False, ty
     collection keep their values. ``types``: ``{field: "int"|"float"|"str"|"bool"|
     "list[str]"}`` declares the kinds (values that are all None still create the field:
     "analysed, nothing found"); other fields' kinds are inferred from their values.
-    ``commit_process``: one from :func:`start_commit_process`, started earlier by a caller
-    whose writes are small (its start-up then overlaps the caller's work); this call ends it.
+    ``commit_process``: one from :func:`start_commit_process` that the caller started earlier,
+    so that its start-up overlapped the caller's work; this call ends it.
     """
     try:
         _set_sample_values(collection, values, descriptions, overwrite, types, ids,
