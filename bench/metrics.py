@@ -1,4 +1,4 @@
-"""Scoring analyzer outputs against make_bench.py's planted truth (``truth.json``).
+"""Scoring analyzer outputs against the planted truth of tools/planted_sets.py (``truth.json``).
 
 Every function takes per-item values aligned with ``names`` (the file names, keys of
 truth.json) and returns plain floats, so the benchmark script and the CI test share them::
@@ -7,7 +7,7 @@ truth.json) and returns plain floats, so the benchmark script and the CI test sh
     names = [Path(p).name for p in filepaths]
     m = score_all(fields, names, truth)        # fields: {"vc_dup_group": [...], ...}
 
-Truth conventions (see make_bench.py):
+Truth conventions (see tools/planted_sets.py):
   * duplicate pairs: every pair inside {clean image} + {its dup_of copies}; quality-defect
     derivations (``defect`` set) are *not* duplicates;
   * mislabels: ``mislabeled`` True (planted outliers are not mislabels);

@@ -43,8 +43,9 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WORK = Path(os.environ.get("VC_BENCH_DIR", "/tmp/vc-bench"))
 PEERS_VENV = Path(os.environ.get("PEERS_VENV", BENCH / ".venv-peers"))
-if str(REPO.parent) not in sys.path:
-    sys.path.insert(0, str(REPO.parent))
+for _p in (REPO.parent, REPO):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
@@ -60,16 +61,11 @@ FASTDUP_THRESHOLDS = tuple(np.round(np.arange(0.50, 1.0001, 0.005), 3))
 
 
 def make_bench(source, n=5000, seed=0, **kw) -> Path:
-    """The make_bench.py folder for (source, n, seed), built on first use (same layout as run.py)."""
-    out = WORK / f"{source}-{n}-{seed}"
-    if not (out / "truth.json").exists():
-        script = Path(os.environ.get("VC_MAKE_BENCH", REPO.parent / "shared" / "bench" / "make_bench.py"))
-        args = [sys.executable, str(script), "--source", source, "--n", str(n), "--seed", str(seed),
-                "--out", str(out)]
-        for k, v in kw.items():
-            args += [f"--{k}", str(v)]
-        subprocess.run(args, check=True)
-    return out
+    """The planted-truth folder for (source, n, seed) (``tools/planted_sets.py``), built on
+    first use (same layout as run.py)."""
+    from tools.planted_sets import build_set
+
+    return build_set(WORK / f"{source}-{n}-{seed}", source=source, n=n, seed=seed, **kw)
 
 
 def list_files(bench_dir) -> list[str]:
@@ -321,7 +317,7 @@ def score(bench_dir, brain: dict | None, worker: dict | None) -> dict:
 
 def run_peers(bench_dir, vectors=None, tools=("brain", "fastdup", "fastdup_vectors", "cleanlab",
                                               "cleanvision"), threads=2, verbose=False) -> dict:
-    """Runs the peers on one make_bench folder with the given (N, D) vectors (rows in
+    """Runs the peers on one planted-truth folder with the given (N, D) vectors (rows in
     ``list_files(bench_dir)`` order; EffNet-Lite0 vectors when None) and scores them.
 
     Returns {"metrics": {peer: {...}}, "seconds": {peer: wall-clock}, "versions": {...},

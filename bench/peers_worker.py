@@ -3,7 +3,7 @@
     bench/.venv-peers/bin/python bench/peers_worker.py BENCH_DIR VECTORS.npy OUT.json \
         [--tools fastdup,fastdup_vectors,cleanlab,cleanvision] [--threads 2] [--work DIR]
 
-BENCH_DIR is a make_bench.py folder (data/, labels.json, truth.json). Row i of VECTORS.npy
+BENCH_DIR is a tools/planted_sets.py folder (data/, labels.json, truth.json). Row i of VECTORS.npy
 belongs to the i-th file of ``sorted(data/)`` (dot-files skipped), the order bench/peers.py
 and bench/effnet.py use. The worker only runs the tools and writes their raw outputs (no
 scoring, that is bench/peers.py's job with bench/metrics.py):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Quality benchmark of the analyzers on planted-truth data.
 
-Builds the benchmark sets with the shared ``make_bench.py`` (cached in ``--root``), computes
+Builds the planted-truth sets with ``tools/planted_sets.py`` (cached in ``--root``), computes
 EfficientNet-Lite0 vectors (bench/effnet.py, cached next to the data), runs every analyzer of
 ``REGISTRY`` at its defaults on one shared input per set, and prints the metrics table
 (bench/metrics.py) and run times.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,30 +28,17 @@ from bench import metrics  # noqa: E402
 from bench.effnet import embed_files  # noqa: E402
 
 
-def find_make_bench() -> Path:
-    for cand in (REPO.parent / "shared" / "bench" / "make_bench.py",
-                 Path(os.environ.get("VC_MAKE_BENCH", "/nonexistent")),
-                 Path("/work/shared/bench/make_bench.py")):
-        if cand.exists():
-            return cand
-    raise SystemExit("make_bench.py not found (set VC_MAKE_BENCH)")
-
-
 def build(root: Path, source: str, n: int, seed: int, **kw) -> Path:
-    """The make_bench set (built once per arguments); ``kw``: more make_bench options."""
+    """The planted-truth set (``tools/planted_sets.py``, built once per arguments); ``kw``:
+    more :func:`~tools.planted_sets.build_set` options."""
+    from tools.planted_sets import build_set
+
     extra = "".join(f"-{k}{v}" for k, v in sorted(kw.items()))
-    out = root / f"{source}-n{n}-s{seed}{extra}"
-    if not (out / "truth.json").exists():
-        args = [sys.executable, str(find_make_bench()), "--source", source, "--n", str(n),
-                "--seed", str(seed), "--out", str(out)]
-        for k, v in sorted(kw.items()):
-            args += [f"--{k}", str(v)]
-        subprocess.run(args, check=True)
-    return out
+    return build_set(root / f"{source}-n{n}-s{seed}{extra}", source=source, n=n, seed=seed, **kw)
 
 
 def load_input(bench_dir: Path):
-    """(AnalysisInput, file names, truth) for a make_bench folder."""
+    """(AnalysisInput, file names, truth) for a planted-truth folder."""
     import hashlib
 
     from visual_curation.core.analyzers.base import AnalysisInput

@@ -40,7 +40,7 @@ def section_embeddings(quick):
     return ("Embedding throughput",
             "End-to-end `compute_embeddings` into a fresh LanceDB table (decode + forward + write) "
             "against the same model's forward pass alone on pre-decoded tensors. Images: "
-            "make_bench fmnist (112x112 PNG/JPEG/WebP). Goal: ≥ 90% of the forward ceiling. On "
+            "planted_sets fmnist (112x112 PNG/JPEG/WebP). Goal: ≥ 90% of the forward ceiling. On "
             "CPU, decoding (forked workers) and the model take turns on all cores, so the "
             "ceiling that decoding leaves is `cores / (cores / forward + decode)`: the bound "
             "column. On a GPU the decoding overlaps the model (threads, batches ahead).\n\n" + be.table(rows))
@@ -76,7 +76,7 @@ def section_video(quick):
 
 
 def section_quality(quick):
-    """Our analyzers vs the peers on make_bench fmnist 5000 seed 0 and stamps seed 0, with the
+    """Our analyzers vs the peers on planted_sets fmnist 5000 seed 0 and stamps seed 0, with the
     same EfficientNet-Lite0 vectors for every method, default settings."""
     import metrics
     import peers

@@ -11,7 +11,7 @@ recall@10 (IVF on a 50k subsample vs exact on the same subsample; and the 1M gra
 random rows vs exact over all rows), planted-copy recall, and find-similar latency through
 LanceDB's IVF-PQ index with its recall@10 vs exact.
 
-``fmnist70k``: all of Fashion-MNIST (make_bench n=70000) with EfficientNet-Lite0 vectors:
+``fmnist70k``: all of Fashion-MNIST (planted_sets n=70000) with EfficientNet-Lite0 vectors:
 ``visual_curation.analyze`` (all six analyses, MongoDB writes included) against FiftyOne
 Brain's compute_uniqueness + compute_near_duplicates + compute_similarity(lancedb) on the same
 vectors, same run; plus quality on the planted truth and an incremental +1 % re-run.
@@ -345,7 +345,7 @@ def fmnist70k_table(r):
     tim = r.get("analyze_timings") or {}
     per = ", ".join(f"{k} {v:.0f} s" for k, v in tim.items()) if isinstance(tim, dict) else ""
     return (
-        f"make_bench fmnist n=70000 seed 0 --outliers 0.005 ({r['n_images']:,} images), EfficientNet-Lite0 "
+        f"planted_sets fmnist n=70000 seed 0 --outliers 0.005 ({r['n_images']:,} images), EfficientNet-Lite0 "
         f"vectors ({r['dim']}-d, computed once and given to both). Brain: its own "
         f"dataset copy, `compute_uniqueness` + `compute_near_duplicates` + "
         f"`compute_similarity(backend=\"lancedb\")`. Visual Curation: `import_embeddings("
@@ -457,7 +457,7 @@ def incremental_table(r):
             ("mislabel R", "mislabel_recall"), ("outlier AUROC", "outlier_auroc"),
             ("blur F1", "blur_f1"), ("dark F1", "dark_f1"), ("bright F1", "bright_f1")]
     return (
-        f"make_bench fmnist n=70000 seed 0 --outliers 0.005 ({r['n_images']:,} images), "
+        f"planted_sets fmnist n=70000 seed 0 --outliers 0.005 ({r['n_images']:,} images), "
         f"EfficientNet-Lite0 vectors. {r['added']:,} samples ({r['share']:.0%}, seeded random) "
         f"held out; `analyze()` on the rest (full run); the held-out samples added, their "
         f"vectors imported (`import_embeddings` rewrote {r['imported']:,} rows), `analyze()` "

@@ -167,7 +167,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
                  **params):
     from .analyzers import REGISTRY
     from .analyzers.base import AnalysisInput, jsonable
-    from .embeddings import compute_embeddings, import_embeddings
+    from .embeddings import compute_embeddings, embeddings_run_key, import_embeddings
 
     t0 = time.time()
     dataset = sample_collection._dataset
@@ -188,9 +188,9 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
 
     # embeddings
     if embeddings_field:
-        import_embeddings(sample_collection, embeddings_field, uri=uri,
-                          patches_field=patches_field)
-        conf = latest_embeddings(dataset, patches_field, model=f"field-{embeddings_field}")
+        run = import_embeddings(sample_collection, embeddings_field, uri=uri,
+                                patches_field=patches_field)
+        conf = vcr.load_config(dataset, embeddings_run_key(run.model, run.kind))
     elif model is not None:
         compute_embeddings(sample_collection, model=model, pretrained=pretrained,
                            patches_field=patches_field, progress=progress, uri=uri)
@@ -309,6 +309,8 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     out["vc_issues"] = issues
 
     _write(sample_collection, patches_field, ids, out, overwrite, commit_process)
+    if errors:
+        _report_pixel_errors(sample_collection, patches_field, errors, summaries, overwrite)
     if not patches_field and "duplicates" in names:
         _keep_signatures(inp, vcs.PixelSignatures(conf["table"], uri=store.uri), replace=True)
     summary = dict(
@@ -329,6 +331,21 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
              results=dict(summary=summary, details=jsonable(summaries), incremental=inc_state))
     logger.info("analyze: %s", summary)
     return summary
+
+
+def _report_pixel_errors(collection, patches_field, errors, summaries, overwrite):
+    """Items whose pixels could not be read: why, on their ``vc_error`` (samples; objects keep
+    theirs from the embeddings run), and one line on the terminal instead of one per file."""
+    from .embeddings import ERROR_DESCRIPTION
+
+    fallback = (summaries.get("duplicates") or {}).get("vector_only_items")
+    logger.warning("analyze: the pixels of %d items could not be read (see their %s)%s",
+                   len(errors), cfg.ERROR_FIELD,
+                   "; duplicates among them were judged from the vectors alone"
+                   if fallback else "")
+    if not patches_field:
+        vcf.set_sample_values_by_id(collection._dataset, cfg.ERROR_FIELD, errors,
+                                    description=ERROR_DESCRIPTION, overwrite=overwrite)
 
 
 def _keep_signatures(inp, signatures, replace):
@@ -462,6 +479,9 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
     vals, inc, errors = vci.update(inp, new, old, names, prm, details, read, read_groups,
                                    progress, steps=steps, signatures=signatures)
     _keep_signatures(inp, signatures, replace=False)
+    if errors:
+        _report_pixel_errors(collection, None, {inp.ids[r]: m for r, m in errors.items()},
+                             {}, overwrite)
     t = time.time()
     rows = sorted({r for col in vals.values() for r in col})
     # vc_issues: from the written values; earlier items keep theirs but for "duplicate"

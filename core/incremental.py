@@ -311,6 +311,7 @@ def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put, signatures=N
         cached = stored(sorted({int(x) for x in pairs.ravel() if not is_new[x]}))
         verified, stats, errors = DuplicatesAnalyzer()._pixel_verify(inp, pairs, p, None,
                                                                      cached=cached)
+        verified += DuplicatesAnalyzer._vector_fallback(inp, pairs, errors, min_sim, p, {})
         if summary is not None:
             summary["duplicates_images"] = dict(inp._knn_cache.get("dup_decoded") or dict(
                 decoded=len(np.unique(pairs)), from_store=0, decoded_after_all=0))

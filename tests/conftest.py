@@ -1,9 +1,8 @@
 """Test set-up: an isolated MongoDB database name and LanceDB folder (never a user's), and real
-benchmark data built with the shared make_bench.py script."""
+planted-truth data built with the project's own builder (tools/planted_sets.py)."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,29 +25,19 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def find_make_bench():
-    for cand in (REPO.parent / "shared" / "bench" / "make_bench.py",
-                 Path(os.environ.get("VC_MAKE_BENCH", "/nonexistent"))):
-        if cand.exists():
-            return cand
-    raise FileNotFoundError("shared/bench/make_bench.py not found next to the repository "
-                            "(set VC_MAKE_BENCH to its path)")
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from tools.planted_sets import build_set  # noqa: E402
 
 
 def make_bench(out, source="fmnist", n=300, seed=0, **kw):
-    """Builds (once per path) a benchmark set with planted truth; returns its folder."""
-    out = Path(out)
-    if not (out / "truth.json").exists():
-        args = [sys.executable, str(find_make_bench()), "--source", source, "--n", str(n),
-                "--seed", str(seed), "--out", str(out)]
-        for k, v in kw.items():
-            args += [f"--{k}", str(v)]
-        subprocess.run(args, check=True, capture_output=True)
-    return out
+    """Builds (once per path) a planted-truth set with the project's own builder
+    (``tools/planted_sets.py``); returns its folder."""
+    return build_set(out, source=source, n=n, seed=seed, **kw)
 
 
 def load_bench_dataset(folder, name):
-    """A FiftyOne dataset (label field ``ground_truth``) of a make_bench folder, with a
+    """A FiftyOne dataset (label field ``ground_truth``) of a planted-truth folder, with a
     ``truth`` dict per sample for assertions."""
     import fiftyone as fo
 

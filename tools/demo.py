@@ -5,14 +5,13 @@ on it with the offline demo model, and the App serving it with the plugin loaded
     make demo ARGS=--no-launch      # the same without starting the App (exits when done)
     make demo ARGS="--fresh --n 2000"
 
-The images come from Debian's dataset-fashion-mnist through the shared benchmark builder
-(make_bench.py): ~1,000 clean images plus planted near-duplicates, flipped labels, foreign
+The images come from Debian's dataset-fashion-mnist through the project's own builder
+(tools/planted_sets.py): ~1,000 clean images plus planted near-duplicates, flipped labels, foreign
 images (Tux Paint clip art) and blurred/dark/bright copies, so every feature has something to show.
 """
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,24 +21,17 @@ os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 DATASET = "visual-curation-demo"
 
 
-def make_bench_script():
-    for cand in (os.environ.get("VC_MAKE_BENCH"), REPO.parent / "shared" / "bench" / "make_bench.py"):
-        if cand and Path(cand).exists():
-            return Path(cand)
-    sys.exit("make_bench.py not found: expected ../shared/bench/make_bench.py next to the "
-             "repository, or set VC_MAKE_BENCH=/path/to/make_bench.py")
-
-
 def build_images(out, n, seed):
-    if (out / "truth.json").exists():
-        return
-    print(f"Building {n} Fashion-MNIST images with planted issues in {out} ...", flush=True)
-    subprocess.run([sys.executable, str(make_bench_script()), "--source", "fmnist", "--n",
-                    str(n), "--seed", str(seed), "--out", str(out), "--defects", "0.03"],
-                   check=True)
+    from tools.planted_sets import build_set
+
+    if not (out / "truth.json").exists():
+        print(f"Building {n} Fashion-MNIST images with planted issues in {out} ...", flush=True)
+    build_set(out, source="fmnist", n=n, seed=seed, defects=0.03)
 
 
 def build_dataset(data_dir, fresh):
@@ -81,7 +73,7 @@ def main():
     import visual_curation as vc
 
     data_dir = Path(a.data_dir or os.path.join(
-        os.path.expanduser("~"), ".fiftyone", "visual_curation", f"demo-data-{a.n}-{a.seed}"))
+        os.path.expanduser("~"), ".fiftyone", "visual_curation", f"demo-images-{a.n}-{a.seed}"))
     build_images(data_dir, a.n, a.seed)
     ds = build_dataset(data_dir, a.fresh)
     t0 = time.time()

@@ -2,6 +2,7 @@
 fallback, optional crop to a relative ``[x, y, w, h]`` box, never an exception per item."""
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,9 +13,16 @@ from .. import images as vci
 WORKERS = 2
 
 
+_CV2_QUIET = False
+
+
 def _read_cv2(path):
     import cv2
 
+    global _CV2_QUIET
+    if not _CV2_QUIET:   # unreadable files are reported on their items, not on the terminal
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        _CV2_QUIET = True
     im = cv2.imread(str(path), cv2.IMREAD_COLOR)  # BGR uint8, None if unreadable
     if im is None:
         return None
@@ -41,6 +49,8 @@ def read_rgb(path, box=None) -> np.ndarray:
     """
     if path is None:
         raise ValueError("no filepath")
+    if not os.path.isfile(path):
+        raise OSError(f"file not found: {path}")
     try:
         im = _read_cv2(path)
     except Exception:  # noqa: BLE001

@@ -22,7 +22,8 @@
    first; every other member gets ``vc_duplicate=True``. ``vc_dup_group`` is the kept item's id.
 
 Without ``filepaths`` the pixel check is replaced by a stricter embedding threshold
-(``dup_vector_only_sim``).
+(``dup_vector_only_sim``); so is it for every candidate pair with an item whose file cannot be
+read (its error says so).
 """
 from __future__ import annotations
 
@@ -354,6 +355,7 @@ class DuplicatesAnalyzer(Analyzer):
             verified = [tuple(x) for x in pairs]
         elif len(pairs):
             verified, stats, errors = self._pixel_verify(inp, pairs, p, progress)
+            verified += self._vector_fallback(inp, pairs, errors, min_sim, p, summary)
         for a, b in verified:
             uf.union(int(a), int(b))
         summary.update(verified_pairs=len(verified), hash_pairs=n_hash_pairs,
@@ -385,6 +387,28 @@ class DuplicatesAnalyzer(Analyzer):
         report(progress, 1.0, "duplicates done")
         return AnalysisResult(fields=dict(vc_dup_group=group, vc_duplicate=dup),
                               summary=jsonable(summary), errors=errors)
+
+    @staticmethod
+    def _vector_fallback(inp, pairs, errors, min_sim, p, summary):
+        """Candidate pairs with an item whose pixels could not be read (moved or remote media,
+        vectors brought without images) are judged by the strict vector rule instead; their
+        error says so."""
+        if not errors:
+            return []
+        bad = np.zeros(len(inp), bool)
+        bad[list(errors)] = True
+        fb = pairs[bad[pairs[:, 0]] | bad[pairs[:, 1]]]
+        strict = max(float(min_sim), float(p["dup_vector_only_sim"]))
+        keep = []
+        for b0 in range(0, len(fb), 65536):
+            blk = fb[b0:b0 + 65536]
+            cos = np.einsum("pd,pd->p", np.asarray(inp.vectors[blk[:, 0]], np.float32),
+                            np.asarray(inp.vectors[blk[:, 1]], np.float32))
+            keep += [(int(a), int(b)) for a, b in blk[cos >= strict]]
+        for i in errors:
+            errors[i] = f"{errors[i]} (duplicates judged from the vectors alone)"
+        summary.update(vector_only_items=int(bad.sum()), vector_only_pairs=len(keep))
+        return keep
 
     @staticmethod
     def _keep_signatures(inp, sigs, exact):
