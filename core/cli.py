@@ -4,6 +4,7 @@
     visual-curation analyze my-dataset --label-field ground_truth
     visual-curation search my-dataset --text "a photo of a sneaker" -k 10
     visual-curation delete my-dataset
+    visual-curation plugin install        # make this package a FiftyOne App plugin
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
+
+PLUGIN_LINK = "visual-curation"  # the name of the link ``plugin install`` makes
 
 
 def _load(name):
@@ -20,6 +24,64 @@ def _load(name):
     if not fo.dataset_exists(name):
         sys.exit(f"No dataset named {name!r} (fiftyone datasets list)")
     return fo.load_dataset(name)
+
+
+def package_dir():
+    """The installed package folder: the FiftyOne plugin (it holds ``fiftyone.yml``)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def _plugins_dir(requested):
+    """(folder, hint): the plugins folder to use, and what to set so FiftyOne reads it."""
+    import fiftyone as fo
+
+    configured = fo.config.plugins_dir
+    if requested:
+        folder = Path(requested).expanduser().resolve()
+        same = configured and Path(configured).expanduser().resolve() == folder
+        return folder, None if same else folder
+    if configured:
+        return Path(configured).expanduser(), None
+    return Path.home() / "fiftyone" / "__plugins__", Path.home() / "fiftyone" / "__plugins__"
+
+
+def plugin(action, plugins_dir=None):
+    """``plugin install|uninstall|path``: link this package into FiftyOne's plugins folder."""
+    src = package_dir()
+    if action == "path":
+        print(src)
+        return
+    if not (src / "fiftyone.yml").is_file():
+        sys.exit(f"error: no fiftyone.yml in {src}: this package was not installed with its "
+                 "plugin metadata")
+    folder, hint = _plugins_dir(plugins_dir)
+    link = folder / PLUGIN_LINK
+    if action == "uninstall":
+        if link.is_symlink():
+            link.unlink()
+            print(f"Removed {link}")
+        else:
+            print(f"Nothing to remove: no link {link}")
+        return
+    if link.is_symlink() and link.resolve() == src:
+        print(f"Already installed: {link} -> {src}")
+    elif link.exists() and not link.is_symlink():
+        sys.exit(f"error: {link} exists and is not a link; move it away first")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            print(f"Replacing {link} -> {os.readlink(link)}")
+            link.unlink()
+        link.symlink_to(src, target_is_directory=True)
+        print(f"Linked {link} -> {src}")
+    downloaded = folder / "@visual-curation" / "curation"
+    if downloaded.is_dir() and not downloaded.is_symlink():
+        print(f"Note: {downloaded} (from `fiftyone plugins download`) holds another copy of "
+              "this plugin and FiftyOne loads only one: remove that folder to use this one")
+    if hint:
+        print(f"FiftyOne does not read {hint} yet: set FIFTYONE_PLUGINS_DIR={hint} "
+              f'(or "plugins_dir": "{hint}" in ~/.fiftyone/config.json)')
+    print("Check with: fiftyone plugins list")
 
 
 def main(argv=None):
@@ -50,7 +112,14 @@ def main(argv=None):
     s.add_argument("-k", type=int, default=10)
     d = sub.add_parser("delete", help="remove our fields, runs and LanceDB tables")
     d.add_argument("dataset")
+    p = sub.add_parser("plugin", help="link this package into FiftyOne's plugins folder")
+    p.add_argument("action", choices=["install", "uninstall", "path"],
+                   help="install/uninstall the link, or print the package (plugin) folder")
+    p.add_argument("--plugins-dir", default=None,
+                   help="default: fo.config.plugins_dir (FIFTYONE_PLUGINS_DIR)")
     args = ap.parse_args(argv)
+    if args.cmd == "plugin":
+        return plugin(args.action, args.plugins_dir)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     import visual_curation as vc
