@@ -8,8 +8,9 @@ Sections: quality (ours vs the peers on planted truth), embeddings (end-to-end t
 the forward-pass ceiling, demo model and ViT-B-32 with random weights, which has the real
 model's cost), video (core-frame extraction vs raw decode), fmnist70k (all of Fashion-MNIST:
 analyze vs the Brain), scale (a million synthetic vectors: time, memory, recall, latency;
-bench/scale.py) and reliability (the reliability tests run for real: broken files,
-SIGKILLs during embedding and during analysis)."""
+bench/scale.py), reliability (the reliability tests run for real: broken files,
+SIGKILLs during embedding and during analysis) and nopixels (100,000 vectors whose files cannot be
+read: copies grouped from the vectors alone, bench/nopixels.py)."""
 import argparse
 import os
 import platform
@@ -265,10 +266,18 @@ def section_clusters(quick):
             "levels; the others are flat clusterings at the given count.\n\n" + "\n".join(out))
 
 
+def section_nopixels(quick):
+    import nopixels
+
+    r = nopixels.run(10_000 if quick else 100_000, seed=int(time.time()) % 1000)
+    return ("Vectors without readable pixels", nopixels.__doc__.split("\n\n")[1].replace(
+        "\n", " ") + f" Seed {r['seed']}.\n\n" + nopixels.table(r))
+
+
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
             "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
-            "reliability": section_reliability}
+            "reliability": section_reliability, "nopixels": section_nopixels}
 
 
 def main():

@@ -255,19 +255,21 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     out, summaries, errors, timings = {}, {}, {}, {}
     import fiftyone.core.utils as fou
 
-    pb = fou.ProgressBar(total=100 * len(names), progress=progress)
-    pb.start()
     for step, name in enumerate(names):
         a = REGISTRY[name]
         p = {k: v for k, v in params.items() if k in a.defaults}
         t = time.time()
-        logger.info("analyze: %s on %d items", name, len(sel))
+        # one bar per analysis, counting items; a callback also learns which step this is
+        pb = fou.ProgressBar(total=len(sel), progress=progress, iters_str="items",
+                             start_msg=f"Analysis {step + 1}/{len(names)}: {name}")
+        pb.vc_step = (step, len(names), name)
 
-        def report(frac, msg="", _base=100 * step):
-            pb.set_iteration(_base + int(100 * min(max(frac, 0.0), 1.0)))
+        def report(frac, msg="", _pb=pb):
+            _pb.set_iteration(int(len(sel) * min(max(frac, 0.0), 1.0)))
 
-        res = a.run(inp, progress=report, **p)
-        report(1.0)
+        with pb:
+            res = a.run(inp, progress=report, **p)
+            report(1.0)
         timings[name] = round(time.time() - t, 3)
         summaries[name] = res.summary
         for j, msg in (res.errors or {}).items():
@@ -278,7 +280,6 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
                 full[j] = _plain(v)
             out[f] = full
 
-    pb.close()
     # vc_issues from every score present (this run's values, else the stored ones)
     stored = {}
     missing = [f for f in ISSUES.values() if f not in out and (

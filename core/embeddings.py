@@ -292,7 +292,9 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
         procs = vci.fork_pool(workers)
     try:
         done = 0
-        with fou.ProgressBar(total=n_todo, progress=progress) as pb, \
+        with fou.ProgressBar(total=n_todo, progress=progress,
+                             iters_str="objects" if patches_field else "images",
+                             start_msg=f"Embedding with {key}") as pb, \
                 ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vc-decode") as pool:
             def submit(wave):
                 if procs is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,25 @@ def register_demo_config():
 
     if DEMO_ARCH not in open_clip.list_models():
         open_clip.add_model_config(DEMO_CONFIG)
+
+
+@contextmanager
+def _root_logger_untouched():
+    """open_clip logs through the root logger (``logging.info``), which configures the root
+    logger of the caller's whole process when it has no handler yet (``basicConfig``): every
+    INFO record of every library, FiftyOne's progress bars included, would then print twice.
+    A handler-less root gets a null handler for the duration."""
+    import logging
+
+    root = logging.getLogger()
+    guard = logging.NullHandler() if not root.handlers else None
+    if guard is not None:
+        root.addHandler(guard)
+    try:
+        yield
+    finally:
+        if guard is not None:
+            root.removeHandler(guard)
 
 
 @dataclass
@@ -208,8 +228,9 @@ def load_model(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto"
             raise ValueError(f"Unknown open_clip model {arch!r}; choose one of "
                              f"open_clip.list_models() or 'demo'")
         try:
-            net, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=weights, device=device)
+            with _root_logger_untouched():
+                net, _, preprocess = open_clip.create_model_and_transforms(
+                    arch, pretrained=weights, device=device)
         except RuntimeError as e:
             if weights and not os.path.exists(weights):
                 raise RuntimeError(
@@ -220,8 +241,10 @@ def load_model(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto"
         net.eval()
         if device == "cpu":
             torch.set_num_threads(max(1, torch.get_num_threads()))
+        with _root_logger_untouched():
+            tokenizer = open_clip.get_tokenizer(arch)
         loaded = LoadedModel(name=model_key(model, pretrained), arch=arch, pretrained=weights,
-                             model=net, preprocess=preprocess,
-                             tokenizer=open_clip.get_tokenizer(arch), device=device)
+                             model=net, preprocess=preprocess, tokenizer=tokenizer,
+                             device=device)
         _cache[key] = loaded
         return loaded

@@ -327,8 +327,9 @@ class PixelSignatures:
             "sharpness": [float(st["sharpness"]) for st in stats],
             "signature": pa.FixedSizeListArray.from_arrays(pa.array(sig.ravel()), sig.shape[1]),
         }, schema=self._schema(sig.shape[1]))
-        if replace or self.name not in list_tables(self.db):
-            self.db.create_table(self.name, data=tbl, mode="overwrite")
+        exists = self.name in list_tables(self.db)
+        if replace or not exists:   # "overwrite" of a missing table makes Lance warn
+            self.db.create_table(self.name, data=tbl, mode="overwrite" if exists else "create")
         else:
             (self.db.open_table(self.name).merge_insert("id").when_matched_update_all()
              .when_not_matched_insert_all().execute(tbl))

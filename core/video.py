@@ -194,7 +194,7 @@ def extract_core_frames(video_collection, output_dir=None, dataset_name=None, pr
     stats = dict(videos=len(vids), processed=0, skipped=0, frames_decoded=0, core_frames=0,
                  errors=0, seconds=0.0)
     t0 = time.time()
-    with fou.ProgressBar(total=len(vids), progress=progress) as pb:
+    with fou.ProgressBar(total=len(vids), progress=progress, iters_str="videos") as pb:
         for vid, path in pb(list(zip(vids, paths))):
             fp = vci.file_fingerprint(path)
             if fp is not None and done.get(vid) == fp:

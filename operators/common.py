@@ -238,16 +238,27 @@ def run_with_progress(ctx, fn, label):
     """
     import fiftyone as fo
 
+    def describe(pb):
+        """(overall fraction, label) of a progress bar; analyses run one bar per step and
+        say which (``pb.vc_step``: index, count, name)."""
+        step = getattr(pb, "vc_step", None)
+        if step is None:
+            return pb.progress, f"{label}: {pb.iteration}/{pb.total}"
+        i, n, name = step
+        return ((i + (pb.progress or 0.0)) / n,
+                f"{label}: {name} ({i + 1}/{n}), {pb.iteration}/{pb.total} items")
+
     if ctx.delegated:
         def cb(pb):
-            ctx.set_progress(progress=pb.progress, label=f"{label}: {pb.iteration}/{pb.total}")
+            frac, text = describe(pb)
+            ctx.set_progress(progress=frac, label=text)
         return fn(progress=fo.report_progress(cb, dt=1.0))
 
     q = queue.Queue()
     box = {}
 
     def cb(pb):
-        q.put((pb.progress, f"{label}: {pb.iteration}/{pb.total}"))
+        q.put(describe(pb))
 
     def work():
         try:

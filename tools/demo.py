@@ -80,20 +80,33 @@ def main():
     emb = vc.compute_embeddings(ds, model="demo", pretrained=None)
     print(f"Embeddings: {emb}")
     summary = vc.analyze(ds, label_field="ground_truth")
-    print(f"Analyses ({time.time() - t0:.1f}s): " + json.dumps(
-        {k: summary.get(k) for k in ("items", "issues", "clusters", "skipped") if k in summary}))
-    print(f"Dataset {DATASET!r}: {len(ds)} samples; fields: " +
-          ", ".join(f for f in ds.get_field_schema() if f.startswith("vc_")))
-    if a.no_launch:
-        return
+    issues = ", ".join(f"{k} {v}" for k, v in (summary.get("issues") or {}).items())
+    print(f"Analysed {summary.get('items')} samples in {time.time() - t0:.1f} s. Flagged: "
+          f"{issues or 'nothing'}.")
     url = f"http://{a.address}:{a.port}/datasets/{DATASET}"
+    if a.no_launch:
+        print(f"\nDataset {DATASET!r} is ready ({len(ds)} samples). `make demo` serves it at "
+              f"{url}.")
+        return
     session = fo.launch_app(ds, address=a.address, port=a.port, auto=False)
-    print(f"\nThe App is serving {DATASET!r} at {url}  (plugin: @visual-curation/curation; "
-          "press ` for the operators). Ctrl-C to stop.", flush=True)
+    print(NEXT.format(url=url, n=len(ds)), flush=True)
     try:
         session.wait(-1)
     except KeyboardInterrupt:
         pass
+
+
+NEXT = """
+The App is serving {n} demo samples at {url}
+
+Three things to try:
+  1. Click "+" next to the Samples tab, open "Visual Curation: clusters", and move the
+     granularity knob: one card per cluster, "Largest first".
+  2. In the sidebar, filter vc_issues by "duplicate" or "mislabel" (the "planted" field says
+     what the demo planted, for comparison).
+  3. Press ` (backtick), run "Visual Curation: text search", and type "a photo of a sneaker".
+
+Ctrl-C stops the App."""
 
 
 if __name__ == "__main__":
