@@ -168,9 +168,17 @@ def edit_resize(im, rng, s):
 
 
 def edit_crop(im, rng, s):
+    """A centred crop (the same margin on every side)."""
+    w, h = im.size
+    m = 0.02 + 0.07 * s
+    return im.crop((round(m * w), round(m * h), w - round(m * w), h - round(m * h))), "png"
+
+
+def edit_offset_crop(im, rng, s):
+    """A crop with a different margin on each side (the subject moves off centre)."""
     w, h = im.size
     m = 0.02 + 0.10 * s
-    l, t, r, b = (rng.uniform(0.3, 1.0) * m for _ in range(4))
+    l, t, r, b = (rng.uniform(0.0, 1.0) * m for _ in range(4))
     return im.crop((round(l * w), round(t * h), w - round(r * w), h - round(b * h))), "png"
 
 
@@ -282,7 +290,7 @@ def edit_watermark(im, rng, s):
 
 EDITS: dict[str, Callable] = {
     "exact": edit_exact, "jpeg": edit_jpeg, "webp": edit_webp, "resize": edit_resize,
-    "crop": edit_crop, "bright": edit_bright, "contrast": edit_contrast, "gamma": edit_gamma,
+    "crop": edit_crop, "offset_crop": edit_offset_crop, "bright": edit_bright, "contrast": edit_contrast, "gamma": edit_gamma,
     "colour": edit_colour, "grayscale": edit_grayscale, "rotate": edit_rotate,
     "shift": edit_shift, "border": edit_border, "aspect": edit_aspect, "blur": edit_blur,
     "sharpen": edit_sharpen, "noise": edit_noise, "text": edit_text,
