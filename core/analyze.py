@@ -16,43 +16,34 @@ from .similarity import latest_embeddings
 
 logger = logging.getLogger(__name__)
 
-ANALYSES = ("clusters", "duplicates", "uniqueness", "mislabels", "outliers", "quality")
-LEVELS = 5
-# issue name -> (field, how the field becomes a confidence)
-ISSUES = {
-    "duplicate": "vc_duplicate",
-    "mislabel": "vc_mislabel",
-    "outlier": "vc_outlier",
-    "blur": "vc_blur",
-    "dark": "vc_dark",
-    "bright": "vc_bright",
-}
-DEFAULT_THRESHOLD = 0.5
+from .analyzers import (ANALYSES, DEFAULT_THRESHOLD, FIELD_SPECS, ISSUES,  # noqa: F401
+                        LABEL_ANALYSES, LEVELS, REGISTRY)
+
 LARGE_VALUES = 1 << 28   # above this many vector values, vectors are held as float16
-DESCRIPTIONS = {
-    **{f"vc_cluster_{k}": f"Visual Curation: cluster id at granularity {k} (1 loosest, 5 strictest)"
-       for k in range(1, LEVELS + 1)},
-    "vc_dup_group": "Visual Curation: id shared by exact and near copies",
-    "vc_duplicate": "Visual Curation: a copy to drop (every group member but the one to keep)",
-    "vc_uniqueness": "Visual Curation: 0 highly redundant … 1 highly unique",
-    "vc_mislabel": "Visual Curation: confidence that the label is wrong",
-    "vc_suggested_label": "Visual Curation: the label the neighbours suggest",
-    "vc_outlier": "Visual Curation: confidence that the sample does not look like its class",
-    "vc_blur": "Visual Curation: blur confidence (pixels)",
-    "vc_dark": "Visual Curation: too-dark confidence (pixels)",
-    "vc_bright": "Visual Curation: too-bright confidence (pixels)",
-    "vc_issues": "Visual Curation: issues whose confidence ≥ the run's threshold",
-}
+#: descriptions and declared kinds of every field (declared, so that a field whose values are
+#: all None, "no duplicates found", still exists, is filterable and reads as "analysed")
+DESCRIPTIONS = {f.name: f.description for f in FIELD_SPECS.values()}
+FIELD_TYPES = {f.name: f.kind for f in FIELD_SPECS.values()}
 
 
-# declared types, so that a field whose values are all None ("no duplicates found") still
-# exists, is filterable in the App, and reads as "analysed"
-FIELD_TYPES = {
-    **{f"vc_cluster_{k}": "int" for k in range(1, LEVELS + 1)},
-    "vc_dup_group": "str", "vc_duplicate": "bool", "vc_uniqueness": "float",
-    "vc_mislabel": "float", "vc_suggested_label": "str", "vc_outlier": "float",
-    "vc_blur": "float", "vc_dark": "float", "vc_bright": "float", "vc_issues": "list[str]",
-}
+def issue_lists(columns, thresholds, rows):
+    """``vc_issues`` of ``rows``: for each, the issues whose field (``columns[field][row]``,
+    fields absent from ``columns`` are skipped) reaches the threshold. Returns ``(lists,
+    counts per issue)``; the counts cover the issues whose field is present."""
+    lists = [[] for _ in rows]
+    counts = {}
+    for name, spec in ISSUES.items():
+        col = columns.get(spec.field)
+        if col is None:
+            continue
+        thr = thresholds[name]
+        n = 0
+        for j, r in enumerate(rows):
+            if spec.hits(col.get(r) if isinstance(col, dict) else col[r], thr):
+                lists[j].append(name)
+                n += 1
+        counts[name] = n
+    return lists, counts
 
 
 def analysis_run_key(patches_field=None):
@@ -165,7 +156,6 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
                  analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
                  uri=None, overwrite=False, force=False, incremental=None, commit_process=None,
                  **params):
-    from .analyzers import REGISTRY
     from .analyzers.base import AnalysisInput, jsonable
     from .embeddings import compute_embeddings, embeddings_run_key, import_embeddings
 
@@ -174,7 +164,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     if len(sample_collection) == 0:
         raise ValueError("The collection is empty: nothing to analyse")
     names = list(analyses) if analyses else [a for a in ANALYSES if label_field or a not in
-                                              ("mislabels", "outliers")]
+                                              LABEL_ANALYSES]
     unknown = [a for a in names if a not in ANALYSES]
     if unknown:
         raise ValueError(f"Unknown analyses {unknown}; choose from {list(ANALYSES)}")
@@ -282,7 +272,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
 
     # vc_issues from every score present (this run's values, else the stored ones)
     stored = {}
-    missing = [f for f in ISSUES.values() if f not in out and (
+    missing = [i.field for i in ISSUES.values() if i.field not in out and (
         dataset.has_field(prefix + f) if prefix else dataset.has_sample_field(f))]
     if missing:
         if patches_field:
@@ -291,22 +281,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
         else:
             vals = sample_collection.values(missing)
             stored = dict(zip(missing, vals if len(missing) > 1 else [vals]))
-    issues = [[] for _ in ids]
-    counts = {}
-    for issue, f in ISSUES.items():
-        col = out.get(f, stored.get(f))
-        if col is None:
-            continue
-        thr = thresholds[issue]
-        n = 0
-        for j, v in enumerate(col):
-            if v is None or (isinstance(v, float) and np.isnan(v)):
-                continue
-            hit = bool(v) if f == "vc_duplicate" else float(v) >= thr
-            if hit:
-                issues[j].append(issue)
-                n += 1
-        counts[issue] = n
+    issues, counts = issue_lists({**stored, **out}, thresholds, range(len(ids)))
     out["vc_issues"] = issues
 
     _write(sample_collection, patches_field, ids, out, overwrite, commit_process)
@@ -454,7 +429,6 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
     from fiftyone import ViewField as F
 
     from . import incremental as vci
-    from .analyzers import REGISTRY
 
     dataset = collection._dataset
     old = base["old"]
@@ -500,15 +474,10 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
                 ("duplicate" in lst) - ("duplicate" in had))
             issues[r] = lst
             continue
-        lst = []
-        for issue, f in ISSUES.items():
-            v = vals.get(f, {}).get(r)
-            if v is None or (isinstance(v, float) and np.isnan(v)):
-                continue
-            if (bool(v) if f == "vc_duplicate" else float(v) >= thresholds[issue]):
-                lst.append(issue)
-                counts[issue] = counts.get(issue, 0) + 1
-        issues[r] = lst
+        lst, got = issue_lists(vals, thresholds, [r])
+        for k, v in got.items():
+            counts[k] = counts.get(k, 0) + v
+        issues[r] = lst[0]
     vals["vc_issues"] = issues
     keep = vcf.KEEP
     out = {f: [_plain(col[r]) if r in col else keep for r in rows] for f, col in vals.items()}

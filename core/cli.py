@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from .analyzers import ANALYSES
+
 PLUGIN_LINK = "visual-curation"  # the name of the link ``plugin install`` makes
 
 
@@ -101,7 +103,8 @@ def main(argv=None):
     a.add_argument("dataset")
     a.add_argument("--label-field", default=None)
     a.add_argument("--patches-field", default=None)
-    a.add_argument("--analyses", default=None, help="comma-separated subset")
+    a.add_argument("--analyses", default=None,
+                   help="comma-separated subset of: " + ", ".join(ANALYSES))
     a.add_argument("--force", action="store_true")
     s = sub.add_parser("search", help="print the nearest samples to a text/image/sample")
     s.add_argument("dataset")
@@ -120,7 +123,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.cmd == "plugin":
         return plugin(args.action, args.plugins_dir)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # our own messages, once each (a root handler would print every library's INFO records,
+    # FiftyOne's progress bars among them, a second time)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("visual_curation")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
     import visual_curation as vc
     from visual_curation.core.similarity import similar_ids

@@ -162,7 +162,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
             j, _ = _knn.knn_query(np.asarray(inp.vectors[new[miss]], np.float32),
                                   inp.vectors[old_rows], 1)
             near[miss] = old_rows[j[:, 0]]
-        fields = [f"vc_cluster_{lv}" for lv in range(1, 6)]
+        fields = list(REGISTRY["clusters"].fields)
         stored = read(near, fields)
         for f in fields:
             put(f, new, stored[f])

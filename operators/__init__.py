@@ -15,9 +15,7 @@ import fiftyone.operators.types as types
 
 from . import common as oc
 
-ANALYSES = ("clusters", "duplicates", "uniqueness", "mislabels", "outliers", "quality")
-LABEL_ANALYSES = ("mislabels", "outliers")
-ISSUES = ("duplicate", "mislabel", "outlier", "blur", "dark", "bright")
+from ..core.analyzers import ANALYSES, ISSUES, LABEL_ANALYSES  # noqa: E402
 SIMILARITY_FIELD = "vc_similarity"
 MAX_K = 10000
 

@@ -20,9 +20,10 @@ from collections import OrderedDict
 
 from bson import ObjectId
 
+from ..core.analyzers import ISSUES, LEVELS
+
 logger = logging.getLogger(__name__)
 
-LEVELS = 5
 DEFAULT_LEVEL = 1
 PAGE_SIZE = 24
 N_THUMBS = 6
@@ -33,7 +34,7 @@ SORTS = OrderedDict([
     ("redundancy", "Most redundant first"),
     ("issues", "Most issues first"),
 ])
-ISSUE_TYPES = ("duplicate", "mislabel", "outlier", "blur", "dark", "bright")
+ISSUE_TYPES = tuple(ISSUES)
 HIST_BINS = 20
 THUMB_SIZE = 96
 ENV_THUMBS = "VISUAL_CURATION_THUMBS_DIR"

@@ -82,6 +82,31 @@ class AnalysisInput:
         return codes, names
 
 
+@dataclass(frozen=True)
+class FieldSpec:
+    """A field an analyzer writes: name (``vc_`` prefix), kind (``"int"``, ``"float"``,
+    ``"str"``, ``"bool"`` or ``"list[str]"``) and the description the App shows."""
+
+    name: str
+    kind: str
+    description: str
+
+
+@dataclass(frozen=True)
+class IssueSpec:
+    """An issue an analyzer flags: its name in ``vc_issues`` and the field it is read from
+    (a confidence in [0, 1] compared with the run's threshold, or a bool flag)."""
+
+    name: str
+    field: str
+    flag: bool = False
+
+    def hits(self, value, threshold: float) -> bool:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return False
+        return bool(value) if self.flag else float(value) >= threshold
+
+
 @dataclass
 class AnalysisResult:
     fields: dict            # field name -> per-item values, len N, None/NaN allowed
@@ -95,10 +120,18 @@ class Analyzer:
     name: str = ""
     needs_labels: bool = False
     needs_pixels: bool = False
-    fields: tuple = ()
+    #: the fields it writes, and the issues it flags (from those fields)
+    field_specs: tuple[FieldSpec, ...] = ()
+    issues: tuple[IssueSpec, ...] = ()
+    #: the field names of ``field_specs``, in order (set for each subclass)
+    fields: tuple[str, ...] = ()
     defaults: dict = {}
     #: one line per parameter, for UIs and docs
     param_help: dict = {}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.fields = tuple(f.name for f in cls.field_specs)
 
     def params(self, **overrides) -> dict:
         unknown = set(overrides) - set(self.defaults)

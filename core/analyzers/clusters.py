@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import knn as _knn
-from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, jsonable, report
 
 LEVELS = 5
 
@@ -169,7 +169,9 @@ def cluster_summaries(inp, labels_by_level, max_clusters=1000, n_rep=6, block=81
 
 class ClustersAnalyzer(Analyzer):
     name = "clusters"
-    fields = tuple(f"vc_cluster_{l}" for l in range(1, LEVELS + 1))
+    field_specs = tuple(FieldSpec(f"vc_cluster_{k}", "int", "Visual Curation: cluster id at "
+                                  f"granularity {k} (1 loosest, {LEVELS} strictest)")
+                        for k in range(1, LEVELS + 1))
     defaults = dict(
         cluster_levels=(4, 12, 36, 108, 324),
         cluster_level_fractions=(0.0, 0.0, 0.0, 0.02, 0.10),

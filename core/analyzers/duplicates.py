@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _pixels
-from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
 
 BASE = 128     # grey base thumbnail the crops are cut from (exact fractional crops)
 THUMB = 32     # stage-1 comparison size
@@ -294,7 +294,11 @@ class _UnionFind:
 
 class DuplicatesAnalyzer(Analyzer):
     name = "duplicates"
-    fields = ("vc_dup_group", "vc_duplicate")
+    field_specs = (
+        FieldSpec("vc_dup_group", "str", "Visual Curation: id shared by exact and near copies"),
+        FieldSpec("vc_duplicate", "bool", "Visual Curation: a copy to drop (every group member "
+                                          "but the one to keep)"))
+    issues = (IssueSpec("duplicate", "vc_duplicate", flag=True),)
     defaults = dict(
         dup_k=10,
         dup_min_sim=0.7,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
 
 
 # L-BFGS stops when the loss improves by less than this (relative): the flags and suggested
@@ -167,7 +167,11 @@ def decode(d):
 class MislabelsAnalyzer(Analyzer):
     name = "mislabels"
     needs_labels = True
-    fields = ("vc_mislabel", "vc_suggested_label")
+    field_specs = (
+        FieldSpec("vc_mislabel", "float", "Visual Curation: confidence that the label is wrong"),
+        FieldSpec("vc_suggested_label", "str", "Visual Curation: the label the neighbours "
+                                               "suggest"))
+    issues = (IssueSpec("mislabel", "vc_mislabel"),)
     defaults = dict(
         mislabel_folds=5,
         mislabel_pca_dims=256,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._support import class_support, robust_ref
-from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
 
 
 def outlier_scores(inp, codes, n_classes, p, progress=None, span=(0.0, 1.0)):
@@ -41,7 +41,9 @@ def outlier_confidence(a, b, ref, p):
 class OutliersAnalyzer(Analyzer):
     name = "outliers"
     needs_labels = True
-    fields = ("vc_outlier",)
+    field_specs = (FieldSpec("vc_outlier", "float", "Visual Curation: confidence that the "
+                                                    "sample does not look like its class"),)
+    issues = (IssueSpec("outlier", "vc_outlier"),)
     defaults = dict(outlier_z=2.5, outlier_softness=0.5)
     param_help = dict(outlier_z="robust z-score at which the confidence is 0.5",
                       outlier_softness="logistic scale of the confidence, in z units")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _pixels
-from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
 
 
 def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
@@ -85,7 +85,12 @@ def stat_arrays(stats, rows):
 class QualityAnalyzer(Analyzer):
     name = "quality"
     needs_pixels = True
-    fields = ("vc_blur", "vc_dark", "vc_bright")
+    field_specs = (
+        FieldSpec("vc_blur", "float", "Visual Curation: blur confidence (pixels)"),
+        FieldSpec("vc_dark", "float", "Visual Curation: too-dark confidence (pixels)"),
+        FieldSpec("vc_bright", "float", "Visual Curation: too-bright confidence (pixels)"))
+    issues = (IssueSpec("blur", "vc_blur"), IssueSpec("dark", "vc_dark"),
+              IssueSpec("bright", "vc_bright"))
     defaults = dict(
         dark_max_level=64.0,          # dark: brightest content (p99.9 luminance) below this ...
         bright_max_depth=16.0,        # bright: darkest content within this many levels of white

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from .base import AnalysisInput, AnalysisResult, Analyzer, jsonable, report
+from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, jsonable, report
 
 
 QUANTILES = 1001
@@ -32,7 +32,8 @@ def place(dist, quantiles):
 
 class UniquenessAnalyzer(Analyzer):
     name = "uniqueness"
-    fields = ("vc_uniqueness",)
+    field_specs = (FieldSpec("vc_uniqueness", "float",
+                             "Visual Curation: 0 highly redundant … 1 highly unique"),)
     defaults = dict(uniqueness_k=10, uniqueness_decay=0.5)
     param_help = dict(uniqueness_k="neighbours whose distances measure redundancy",
                       uniqueness_decay="weight ratio between successive neighbours")
