@@ -58,7 +58,7 @@ def _labels(collection, label_field, patches_field, n_items):
         if label_field != patches_field:
             raise ValueError("In object view the labels are the detections' own labels: "
                              f"pass label_field={patches_field!r} or leave it empty")
-        list_path = vcf._label_list_path(dataset, patches_field)
+        list_path = vcf.label_list_path(dataset, patches_field)
         return [lab for sub in collection.values(f"{list_path}.label") for lab in (sub or [])]
     _check_label_field(dataset, label_field)
     return collection.values(f"{label_field}.label")
@@ -80,7 +80,7 @@ def _inputs(collection, patches_field, label_field):
     """Items (samples or detections) of the collection, with everything analyzers may use."""
     dataset = collection._dataset
     if patches_field:
-        list_path = vcf._label_list_path(dataset, patches_field)
+        list_path = vcf.label_list_path(dataset, patches_field)
         paths, lids, boxes = collection.values(
             ["filepath", f"{list_path}.id", f"{list_path}.bounding_box"])
         ids, fps, bxs = [], [], []
@@ -202,7 +202,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     sel = np.flatnonzero(np.array([i in present for i in ids], bool))  # rows of vecs, in order
 
     fields_written = [f for a in names for f in REGISTRY[a].fields] + ["vc_issues"]
-    prefix = "" if not patches_field else vcf._label_list_path(dataset, patches_field) + "."
+    prefix = "" if not patches_field else vcf.label_list_path(dataset, patches_field) + "."
     vcf.check_writable(dataset, fields_written, prefix=prefix, overwrite=overwrite)
 
     run_params = {k: v for k, v in params.items()}

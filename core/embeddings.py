@@ -81,7 +81,7 @@ def _check_collection(collection):
 def _units(collection, patches_field, existing):
     """Builds the work units and the full list of item ids in the target collection."""
     if patches_field:
-        list_path = vcf._label_list_path(collection._dataset, patches_field)
+        list_path = vcf.label_list_path(collection._dataset, patches_field)
         sids, paths, ids, boxes = collection.values(
             ["id", "filepath", f"{list_path}.id", f"{list_path}.bounding_box"])
     else:
@@ -214,7 +214,7 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
 
     # rows of samples/objects that no longer exist anywhere in the dataset
     if patches_field:
-        list_path = vcf._label_list_path(dataset, patches_field)
+        list_path = vcf.label_list_path(dataset, patches_field)
         alive = {i for sub in dataset.values(f"{list_path}.id") for i in (sub or [])}
     else:
         alive = set(dataset.values("id"))
@@ -411,7 +411,7 @@ def import_embeddings(sample_collection, embeddings_field=None, uri=None, patche
         rows = [(sid, sid, p, None if not np.isfinite(v).all() else v)
                 for sid, p, v in zip(sids, paths, arr)]
     elif patches_field:
-        list_path = vcf._label_list_path(dataset, patches_field)
+        list_path = vcf.label_list_path(dataset, patches_field)
         sids, paths, lids, vals = sample_collection.values(
             ["id", "filepath", f"{list_path}.id", f"{list_path}.{embeddings_field}"])
         rows = [(lid, sid, p, v) for sid, p, ls, vs in zip(sids, paths, lids, vals)
@@ -490,7 +490,7 @@ def embed_image(image, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, devic
 
     lm = load_model(model, pretrained, device)
     if isinstance(image, Image.Image):
-        im = vci._to_rgb(image)
+        im = vci.to_rgb(image)
     else:
         im, _ = vci.load_image(str(image))
     if box is not None:

@@ -339,7 +339,7 @@ def set_sample_values_by_id(dataset, field, mapping, description=None, overwrite
 def set_label_values(collection, patches_field, values, descriptions=None, overwrite=False):
     """Bulk-writes detection attributes ``{attr: {label_id: value}}`` inside ``patches_field``."""
     dataset = collection._dataset
-    list_field = _label_list_path(dataset, patches_field)
+    list_field = label_list_path(dataset, patches_field)
     check_writable(dataset, values.keys(), prefix=list_field + ".", overwrite=overwrite)
     ids = collection.values(f"{list_field}.id")
     for name, mapping in values.items():
@@ -348,7 +348,7 @@ def set_label_values(collection, patches_field, values, descriptions=None, overw
         mark(dataset, f"{list_field}.{name}", (descriptions or {}).get(name))
 
 
-def _label_list_path(dataset, patches_field):
+def label_list_path(dataset, patches_field):
     import fiftyone.core.labels as fol
 
     f = _field_obj(dataset, patches_field)

@@ -71,7 +71,7 @@ def content_hash(data):
     return hashlib.sha1(data).hexdigest()
 
 
-def _to_rgb(im):
+def to_rgb(im):
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im, dtype=np.float32)
@@ -120,7 +120,7 @@ def decode(data, max_side=MAX_SIDE):
                     im.thumbnail((max_side, max_side), Image.BILINEAR)
             if im.width < 1 or im.height < 1:
                 raise ImageError("image has no pixels")
-            out = _to_rgb(im)
+            out = to_rgb(im)
             out.info["vc_size"] = orig  # (width, height) of the file, before downscaling
             return out
     except ImageError:

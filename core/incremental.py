@@ -126,7 +126,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
         clock[0] = now
 
     from .analyzers import REGISTRY
-    from .analyzers._support import members_k
+    from .analyzers.support import members_k
     from .analyzers.base import report
 
     new = np.asarray(new, np.int64)
@@ -211,13 +211,13 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
 
     if "mislabels" in names and C >= 2:
         from . import knn as _knn
-        from .analyzers.mislabels import _predict_softmax, decode, mislabel_confidence, vote
+        from .analyzers.mislabels import predict_softmax, decode, mislabel_confidence, vote
 
         p = params["mislabels"]
         st = details["mislabels"]["state"]
         y = codes[new]
         X = _knn.project(inp.vectors[new], decode(st["pca_mean"]), decode(st["pca_comps"]))
-        P_lr = (_predict_softmax(decode(st["model"]).astype(np.float64), X, C)
+        P_lr = (predict_softmax(decode(st["model"]).astype(np.float64), X, C)
                 if st.get("model") else np.full((len(new), C), 1.0 / C))
         kk = int(p["mislabel_k"])
         P_knn = vote(ind[:, :kk], sim[:, :kk], codes, C, float(p["mislabel_dup_sim"]))
@@ -239,14 +239,14 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
         lap("duplicates (pixels)")
 
     if "quality" in names:
-        from .analyzers import _pixels
+        from .analyzers import pixels
         from .analyzers.quality import QualityAnalyzer, confidences, pixel_stats, stat_arrays
 
         p = params["quality"]
         side = int(p["quality_max_side"])
         stats = dict(inp._knn_cache.get(("pixel_stats", side), {}))
         todo = [int(i) for i in new if int(i) not in stats]
-        more, errs = _pixels.map_items(lambda rgb: pixel_stats(rgb, side), todo,
+        more, errs = pixels.map_items(lambda rgb: pixel_stats(rgb, side), todo,
                                        inp.filepaths, inp.boxes)
         stats.update(more)
         errors.update(errs)
@@ -268,8 +268,8 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
 
 def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put, signatures=None,
                 summary=None):
-    from .analyzers import _pixels
-    from .analyzers.duplicates import (DuplicatesAnalyzer, _UnionFind, candidate_pairs,
+    from .analyzers import pixels
+    from .analyzers.duplicates import (DuplicatesAnalyzer, UnionFind, candidate_pairs,
                                        candidate_rule, keep_rule, keep_stats)
 
     n = len(inp)
@@ -327,7 +327,7 @@ def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put, signatures=N
     rows = sorted({x for e in verified for x in e} | {r_ for r_, _ in group_rows} | set(
         int(i) for i in new))
     pos = {r_: j for j, r_ in enumerate(rows)}
-    uf = _UnionFind(len(rows))
+    uf = UnionFind(len(rows))
     for x, y in verified:
         uf.union(pos[x], pos[y])
     first_of = {}
@@ -343,7 +343,7 @@ def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put, signatures=N
     stats.update({r_: v[1] for r_, v in stored([r_ for r_ in missing if not is_new[r_]]).items()})
     missing = [r_ for r_ in missing if r_ not in stats]
     if missing and use_pixels:
-        more, _ = _pixels.map_items(keep_stats, missing, inp.filepaths, inp.boxes)
+        more, _ = pixels.map_items(keep_stats, missing, inp.filepaths, inp.boxes)
         stats.update(more)
     keep_key = keep_rule(inp, stats)
     stored_gid = {r_: g for r_, g in group_rows}

@@ -86,7 +86,7 @@ def similar_ids(sample_collection, text=None, image=None, sample_id=None, k=50, 
     k = int(k)
     whole = sample_collection is dataset or not getattr(sample_collection, "_stages", [1])
     if patches_field:
-        list_path = vcf._label_list_path(dataset, patches_field)
+        list_path = vcf.label_list_path(dataset, patches_field)
         ids = [i for sub in sample_collection.values(f"{list_path}.id") for i in (sub or [])]
     else:
         ids = sample_collection.values("id")
@@ -131,7 +131,7 @@ def find_similar(sample_collection, text=None, image=None, sample_id=None, k=50,
     if dist_field:
         dataset = sample_collection._dataset
         if patches_field:
-            list_path = vcf._label_list_path(dataset, patches_field)
+            list_path = vcf.label_list_path(dataset, patches_field)
             vcf.set_label_values(sample_collection, patches_field, {dist_field: dict(hits)})
         else:
             vcf.set_sample_values_by_id(dataset, dist_field, dict(hits),

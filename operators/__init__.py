@@ -277,9 +277,9 @@ class RunAnalyses(foo.Operator):
 
         prefix = ""
         if patches:
-            from ..core.fields import _label_list_path
+            from ..core.fields import label_list_path
 
-            prefix = _label_list_path(ctx.dataset, patches) + "."
+            prefix = label_list_path(ctx.dataset, patches) + "."
         conflict = oc.field_conflict(ctx.dataset, list(DESCRIPTIONS), prefix=prefix)
         if conflict:
             oc.error_form(inputs, conflict)

@@ -55,9 +55,9 @@ def clamp_level(level):
 
 def list_path(dataset, patches_field):
     """``"ground_truth.detections"`` for a Detections field (where the attributes live)."""
-    from ..core.fields import _label_list_path
+    from ..core.fields import label_list_path
 
-    return _label_list_path(dataset, patches_field)
+    return label_list_path(dataset, patches_field)
 
 
 def item_path(dataset, name, patches_field=None):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _pixels
+from . import pixels
 from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
 
 BASE = 128     # grey base thumbnail the crops are cut from (exact fractional crops)
@@ -75,7 +75,7 @@ def signature(rgb, crops):
     compares are computed from these, for the few pairs that reach it.)"""
     import cv2
 
-    g = _pixels.to_gray(rgb)
+    g = pixels.to_gray(rgb)
     base = cv2.resize(g, (BASE, BASE), interpolation=cv2.INTER_AREA).astype(np.float32)
     R = crop_matrices(crops)
     T = (R @ base) @ R.transpose(0, 2, 1)                  # (n_crops, THUMB, THUMB)
@@ -94,7 +94,7 @@ def keep_stats(rgb):
     """Resolution and sharpness (Laplacian SD / SD) for choosing the item to keep."""
     import cv2
 
-    gf = _pixels.to_gray(rgb).astype(np.float32)
+    gf = pixels.to_gray(rgb).astype(np.float32)
     return dict(width=int(rgb.shape[1]), height=int(rgb.shape[0]),
                 sharpness=float(cv2.Laplacian(gf, cv2.CV_32F).std() / (gf.std() + 1e-6)))
 
@@ -273,7 +273,7 @@ def keep_rule(inp, stats):
     return key
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self, n):
         self.p = np.arange(n)
 
@@ -331,7 +331,7 @@ class DuplicatesAnalyzer(Analyzer):
     def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
         p = self.params(**params)
         n = len(inp)
-        uf = _UnionFind(n)
+        uf = UnionFind(n)
         errors = {}
         summary = dict(params=p, n=n)
         # 1. exact copies by content hash
@@ -378,7 +378,7 @@ class DuplicatesAnalyzer(Analyzer):
         # resolution/sharpness of members not read yet (exact copies found by hash only)
         missing = [i for mem in members.values() for i in mem if i not in stats]
         if missing and use_pixels:
-            more, _ = _pixels.map_items(keep_stats, missing, inp.filepaths, inp.boxes)
+            more, _ = pixels.map_items(keep_stats, missing, inp.filepaths, inp.boxes)
             stats.update(more)
         for mem in members.values():
             keep = min(mem, key=keep_key)
@@ -444,7 +444,7 @@ class DuplicatesAnalyzer(Analyzer):
             return signature(rgb, crops), (pixel_stats(rgb, side) if share else None)
 
         read = [int(i) for i in need if int(i) not in cached]
-        both, errors = _pixels.map_items(fn, read, inp.filepaths, inp.boxes, progress=progress,
+        both, errors = pixels.map_items(fn, read, inp.filepaths, inp.boxes, progress=progress,
                                          span=(0.02, 0.8), msg="image signatures")
         sigs = {i: v[0] for i, v in both.items()}
         if share:
@@ -472,7 +472,7 @@ class DuplicatesAnalyzer(Analyzer):
         if cached:
             approx = cpos < 0
             redo = _near_passes(G0, pa, pb, approx, crops, PRE_CORR, PRE_DETAIL)
-            more, errs = _pixels.map_items(lambda rgb: signature(rgb, crops),
+            more, errs = pixels.map_items(lambda rgb: signature(rgb, crops),
                                            [order[j] for j in redo], inp.filepaths, inp.boxes)
             errors.update(errs)
             if more:
@@ -512,7 +512,7 @@ class DuplicatesAnalyzer(Analyzer):
             if i not in cache:
                 if len(cache) > 256:
                     cache.clear()
-                cache[i] = _pixels.read_rgb(inp.filepaths[i], inp.boxes[i] if inp.boxes else None)
+                cache[i] = pixels.read_rgb(inp.filepaths[i], inp.boxes[i] if inp.boxes else None)
             return cache[i]
 
         for t, (a, b, ma, mb) in enumerate(survivors):

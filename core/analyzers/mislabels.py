@@ -55,7 +55,7 @@ def _fit_softmax(X, y, n_classes, l2, w0=None, maxiter=300):
     return r.x
 
 
-def _predict_softmax(w, X, n_classes):
+def predict_softmax(w, X, n_classes):
     d = X.shape[1]
     W = w[:d * n_classes].reshape(d, n_classes).astype(np.float32)
     b = w[d * n_classes:].astype(np.float32)
@@ -110,11 +110,11 @@ def _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed, progr
         if len(tr) > max_train:
             tr = np.sort(rng.choice(tr, max_train, replace=False))
         w = _fit_softmax(np.ascontiguousarray(X[tr], dtype=np.float32), y[tr], n_classes, l2, w0=w)
-        P[te] = _predict_softmax(w, np.asarray(X[te], dtype=np.float32), n_classes)
+        P[te] = predict_softmax(w, np.asarray(X[te], dtype=np.float32), n_classes)
         report(progress, span[0] + (span[1] - span[0]) * (f + 1) / folds, "cross-validated classifier")
     unl = np.flatnonzero(~lab)
     if len(unl):
-        P[unl] = (_predict_softmax(w, np.asarray(X[unl], dtype=np.float32), n_classes)
+        P[unl] = (predict_softmax(w, np.asarray(X[unl], dtype=np.float32), n_classes)
                   if w is not None else 1.0 / n_classes)
     return P, w
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._support import class_support, robust_ref
+from .support import class_support, robust_ref
 from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _pixels
+from . import pixels
 from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
 
 
@@ -33,7 +33,7 @@ def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
     """The per-image statistics quality confidences are computed from."""
     import cv2
 
-    g = _pixels.to_gray(rgb)
+    g = pixels.to_gray(rgb)
     h, w = g.shape
     if max(h, w) > max_side:
         s = max_side / max(h, w)
@@ -123,7 +123,7 @@ class QualityAnalyzer(Analyzer):
         # statistics measured while another pixel analyzer had the image decoded
         stats = dict(inp._knn_cache.get(("pixel_stats", side), {}))
         todo = [i for i in range(n) if i not in stats]
-        more, errors = _pixels.map_items(
+        more, errors = pixels.map_items(
             lambda rgb: pixel_stats(rgb, side), todo, inp.filepaths,
             inp.boxes, progress=progress, span=(0.0, 0.95), msg="measuring image quality")
         stats.update(more)
