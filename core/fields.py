@@ -348,7 +348,21 @@ def set_label_values(collection, patches_field, values, descriptions=None, overw
         mark(dataset, f"{list_field}.{name}", (descriptions or {}).get(name))
 
 
+def detection_fields(dataset):
+    """The sample fields object view can analyse: ``Detections`` (boxes), sorted."""
+    import fiftyone.core.labels as fol
+
+    out = []
+    for name, field in dataset._dataset.get_field_schema().items():
+        doc = getattr(field, "document_type", None)
+        if doc is not None and issubclass(doc, fol.Detections):
+            out.append(name)
+    return sorted(out)
+
+
 def label_list_path(dataset, patches_field):
+    """``"<field>.detections"``: the list of objects of a field :func:`detection_fields`
+    offers; a clear error for anything else."""
     import fiftyone.core.labels as fol
 
     f = _field_obj(dataset, patches_field)
@@ -357,8 +371,6 @@ def label_list_path(dataset, patches_field):
         raise ValueError(f"{patches_field!r} is not a label field of this dataset")
     if issubclass(doc_type, fol.Detections):
         return f"{patches_field}.detections"
-    if issubclass(doc_type, fol.Polylines):
-        return f"{patches_field}.polylines"
     raise ValueError(f"{patches_field!r} holds {doc_type.__name__}; object view needs "
                      "Detections (boxes)")
 

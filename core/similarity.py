@@ -11,6 +11,21 @@ from .models import DEMO_MODEL, model_key
 from .store import VectorStore, kind_for
 
 
+def embeddings_runs(dataset, patches_field=None, need_text=False):
+    """Run configs of the dataset's embeddings of one view kind, most recent first
+    (``need_text``: only those made by a CLIP model, which embeds text and images, not
+    imported vectors). The one place that says which embeddings exist."""
+    dataset = dataset._dataset
+    kind = kind_for(patches_field)
+    found = []
+    for key in vcr.ours(dataset, vcr.METHOD_EMBEDDINGS):
+        conf = vcr.load_config(dataset, key) or {}
+        if conf.get("kind") != kind or (need_text and conf.get("embeddings_field")):
+            continue
+        found.append((dataset.get_run_info(key).timestamp, conf))
+    return [c for _, c in sorted(found, key=lambda x: x[0], reverse=True)]
+
+
 def latest_embeddings(dataset, patches_field=None, model=None, pretrained=None,
                       need_text=False):
     """The embeddings run config to use: the given model's, else the most recent one of this
@@ -23,20 +38,13 @@ def latest_embeddings(dataset, patches_field=None, model=None, pretrained=None,
             raise ValueError(f"No embeddings for model {model!r} on this dataset yet: run "
                              "compute_embeddings (or the 'Compute embeddings' operator) first")
         return conf
-    best = None
-    for key in vcr.ours(dataset, vcr.METHOD_EMBEDDINGS):
-        conf = vcr.load_config(dataset, key)
-        if conf.get("kind") != kind or (need_text and conf.get("embeddings_field")):
-            continue
-        ts = dataset.get_run_info(key).timestamp
-        if best is None or ts > best[0]:
-            best = (ts, conf)
-    if best is None:
+    runs = embeddings_runs(dataset, patches_field, need_text)
+    if not runs:
         what = "CLIP embeddings" if need_text else "embeddings"
         target = f" of the objects in {patches_field!r}" if patches_field else ""
         raise ValueError(f"No {what}{target} on this dataset yet: run compute_embeddings "
                          "(or the 'Compute embeddings' operator) first")
-    return best[1]
+    return runs[0]
 
 
 def _query_vector(dataset, conf, text, image, sample_id, box, patches_field):
@@ -140,4 +148,4 @@ def find_similar(sample_collection, text=None, image=None, sample_id=None, k=50,
     return view
 
 
-__all__ = ["find_similar", "similar_ids", "latest_embeddings", "DEMO_MODEL"]
+__all__ = ["find_similar", "similar_ids", "latest_embeddings", "embeddings_runs", "DEMO_MODEL"]

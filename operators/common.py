@@ -37,7 +37,9 @@ def label_fields(dataset, kinds=(fol.Classification,)):
 
 
 def detection_fields(dataset):
-    return label_fields(dataset, (fol.Detections,))
+    from ..core.fields import detection_fields as fields
+
+    return fields(dataset)
 
 
 def split_fields(dataset):
@@ -150,17 +152,9 @@ def resolve_delegation(ctx):
 def embeddings_runs(dataset, patches_field=None, need_clip=False):
     """Run configs of this dataset's embeddings of one view kind (``need_clip``: only those made
     by a CLIP model, which can embed text and images)."""
-    from ..core import runs as vcr
-    from ..core.store import kind_for
+    from ..core.similarity import embeddings_runs as runs
 
-    kind = kind_for(patches_field)
-    out = []
-    for key in vcr.ours(dataset, vcr.METHOD_EMBEDDINGS):
-        conf = vcr.load_config(dataset, key) or {}
-        if conf.get("kind") != kind or (need_clip and conf.get("embeddings_field")):
-            continue
-        out.append(conf)
-    return out
+    return runs(dataset, patches_field, need_text=need_clip)
 
 
 def missing_embeddings_message(patches_field=None, need_clip=False):

@@ -194,24 +194,15 @@ def analysis_config(dataset, patches_field=None):
 
 
 def has_embeddings(dataset, patches_field=None):
-    from ..core import runs as vcr
-    from ..core.store import kind_for
+    from ..core.similarity import embeddings_runs
 
-    kind = kind_for(patches_field)
-    ds = dataset._dataset
-    return any((vcr.load_config(ds, k) or {}).get("kind") == kind
-               for k in vcr.ours(ds, vcr.METHOD_EMBEDDINGS))
+    return bool(embeddings_runs(dataset, patches_field))
 
 
 def detection_fields(dataset):
-    import fiftyone.core.labels as fol
+    from ..core.fields import detection_fields as fields
 
-    out = []
-    for name, field in dataset._dataset.get_field_schema().items():
-        doc = getattr(field, "document_type", None)
-        if doc is not None and issubclass(doc, (fol.Detections, fol.Polylines)):
-            out.append(name)
-    return sorted(out)
+    return fields(dataset)
 
 
 def analysed_patch_fields(dataset):

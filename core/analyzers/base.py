@@ -154,6 +154,11 @@ class Analyzer:
         return f"<Analyzer {self.name} fields={self.fields}>"
 
 
+def logistic(x):
+    """The confidence curve every analyzer uses: 1 / (1 + e^-x), elementwise, 0.5 at 0."""
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
 def report(progress, frac: float, msg: str = ""):
     """Call ``progress(frac, msg)`` if given; a failing callback never stops an analysis."""
     if progress is not None:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
+from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec,
+                   jsonable, logistic, report)
 
 
 # L-BFGS stops when the loss improves by less than this (relative): the flags and suggested
@@ -147,7 +148,7 @@ def mislabel_confidence(P_lr, P_knn, y, p):
     with np.errstate(divide="ignore", invalid="ignore"):
         x = (np.log(float(p["mislabel_ratio"])) - np.log(np.maximum(C * pg, 1e-12))) \
             / float(p["mislabel_softness"])
-    return P, 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+    return P, logistic(x)
 
 
 def encode(a):

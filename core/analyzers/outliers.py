@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .support import class_support, robust_ref
-from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
+from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec,
+                   jsonable, logistic, report)
 
 
 def outlier_scores(inp, codes, n_classes, p, progress=None, span=(0.0, 1.0)):
@@ -34,7 +35,7 @@ def outlier_confidence(a, b, ref, p):
     zb = (b - ref["best"][0]) / ref["best"][1]
     za = np.where(np.isfinite(za), za, zb)  # class of one: judged by the nearest class only
     z = np.minimum(za, zb)
-    conf = 1.0 / (1.0 + np.exp(-np.clip((z - p["outlier_z"]) / p["outlier_softness"], -50, 50)))
+    conf = logistic((z - p["outlier_z"]) / p["outlier_softness"])
     return conf, z
 
 

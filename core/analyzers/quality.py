@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import pixels
-from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
+from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec,
+                   jsonable, logistic, report)
 
 
 def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
@@ -58,20 +59,16 @@ def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
                 width=int(rgb.shape[1]), height=int(rgb.shape[0]))
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
-
-
 def confidences(lo, hi, sp, ss, thr, p):
     """(blur, dark, bright) confidences from pixel statistics and the dataset's thresholds
     (``thresholds`` in the analyzer's summary)."""
-    dark = _sigmoid(np.log((thr["dark_level"] + 1) / (hi + 1)) / p["quality_softness"])
-    bright = _sigmoid(np.log((thr["bright_depth"] + 1) / (255.0 - lo + 1)) / p["quality_softness"])
+    dark = logistic(np.log((thr["dark_level"] + 1) / (hi + 1)) / p["quality_softness"])
+    bright = logistic(np.log((thr["bright_depth"] + 1) / (255.0 - lo + 1)) / p["quality_softness"])
     edges = np.isfinite(sp)
     with np.errstate(divide="ignore", invalid="ignore"):
         margin = np.minimum(np.log(thr["blur_steep_px"] / np.maximum(sp, 1e-6)),
                             np.log(thr["blur_steep_size"] / np.maximum(ss, 1e-6)))
-    blur = _sigmoid(margin / p["blur_softness"])
+    blur = logistic(margin / p["blur_softness"])
     blur[~edges] = 0.0
     return blur, dark, bright
 
