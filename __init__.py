@@ -10,19 +10,20 @@ SDK::
 As a FiftyOne plugin (``@visual-curation/curation``) this module registers the operators and the
 cluster panel; the heavy libraries (torch, open_clip) load only when an operator runs.
 """
-from .core import (  # noqa: F401
-    ANALYSES,
-    DEMO_MODEL,
-    analyze,
-    cluster_summaries,
-    compute_embeddings,
-    delete_run,
-    embed_image,
-    embed_text,
-    extract_core_frames,
-    find_similar,
-    import_embeddings,
-)
+if __package__:   # as the package (SDK, plugin loader); pytest also imports this file alone
+    from .core import (  # noqa: F401
+        ANALYSES,
+        DEMO_MODEL,
+        analyze,
+        cluster_summaries,
+        compute_embeddings,
+        delete_run,
+        embed_image,
+        embed_text,
+        extract_core_frames,
+        find_similar,
+        import_embeddings,
+    )
 
 __version__ = "0.1.0"
 

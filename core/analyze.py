@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -107,21 +108,30 @@ def _inputs(collection, patches_field, label_field):
     return ids, fps, bxs, labels, created
 
 
-def analyze(sample_collection, label_field=None, embeddings_field=None, patches_field=None,
-            analyses=None, wait=0.0, **params):
+def analyze(sample_collection, *, analyses: Sequence[str] | None = None,
+            label_field: str | None = None, patches_field: str | None = None,
+            embeddings_field: str | None = None, model: str | None = None,
+            pretrained: str | None = None, thresholds: Mapping[str, float] | None = None,
+            params: Mapping[str, Mapping[str, Any]] | None = None, progress=None,
+            uri: str | None = None, overwrite: bool = False, force: bool = False,
+            incremental: bool | None = None, wait: float = 0.0, **legacy) -> dict:
     """Runs all analyses (or the named ones) and writes the ``vc_`` fields.
 
     Args:
         sample_collection: a dataset or view (image samples, or detections with patches_field)
-        label_field: a Classification field (detections' own labels in object view); needed by
-            "mislabels" and "outliers", which are skipped without it
-        embeddings_field: use the vectors stored in this field instead of CLIP embeddings
+        analyses: names among ``ANALYSES`` (default: all that apply; ``mislabels`` and
+            ``outliers`` need a ``label_field``)
+        label_field: a Classification field (detections' own labels in object view)
         patches_field: analyse the objects of this Detections field (fields become attributes)
-        analyses: names among ``ANALYSES`` (default: all that apply)
+        embeddings_field: use the vectors stored in this field instead of CLIP embeddings
         model, pretrained: which embeddings to use (default: the most recent ones); computed
             first when given and missing
         thresholds: ``{issue: threshold}`` for ``vc_issues`` (default 0.5 each)
+        params: per-analysis parameters, ``{analysis: {name: value}}`` (each analyzer's
+            ``defaults`` and ``param_help`` list them); an unknown name raises, listing the
+            valid ones
         progress: None/True/False or a FiftyOne progress callback
+        uri: LanceDB URI (default: where the embeddings are)
         overwrite: allow replacing a user's own field of the same name
         force: recompute everything even if an identical run exists
         incremental: None (default) analyses only the samples added since the last full run
@@ -129,17 +139,57 @@ def analyze(sample_collection, label_field=None, embeddings_field=None, patches_
             logs a warning when a full run is needed
         wait: seconds to wait for another analysis of the same dataset before raising
             :class:`~visual_curation.core.locks.RunLockedError`
-        **params: analyzer parameters (see each analyzer's ``defaults``)
+        **legacy: analyzer parameters by their flat names (deprecated: use ``params``)
 
     Returns:
         a dict summary (counts per issue, cluster counts per level, timings)
+
+    Example::
+
+        import visual_curation as vc
+
+        summary = vc.analyze(dataset, label_field="ground_truth",
+                             params={"duplicates": {"dup_min_sim": 0.8}})
+        summary["issues"]            # {"duplicate": 12, "mislabel": 40, ...}
     """
     from .locks import run_lock
 
+    given = resolve_params(params, legacy)
     with run_lock(sample_collection._dataset, "analysis", wait=wait):
         return _analyze(sample_collection, label_field=label_field,
                         embeddings_field=embeddings_field, patches_field=patches_field,
-                        analyses=analyses, **params)
+                        analyses=analyses, model=model, pretrained=pretrained,
+                        thresholds=thresholds, progress=progress, uri=uri, overwrite=overwrite,
+                        force=force, incremental=incremental, params=given)
+
+
+def resolve_params(params=None, legacy=None) -> dict[str, dict]:
+    """``{analysis: {parameter: value}}`` as given (None values dropped), checked against the
+    registry: an unknown analysis or parameter raises with the valid names. ``legacy`` flat
+    names are accepted with a :class:`DeprecationWarning` and filed under their analysis."""
+    import warnings
+
+    out: dict[str, dict] = {}
+    for name, values in (params or {}).items():
+        if name not in REGISTRY:
+            raise ValueError(f"params: unknown analysis {name!r}; choose from {list(ANALYSES)}")
+        a = REGISTRY[name]
+        unknown = sorted(set(values or {}) - set(a.defaults))
+        if unknown:
+            raise TypeError(f"params[{name!r}]: unknown parameter(s) {unknown}; {name} takes "
+                            f"{sorted(a.defaults)}")
+        out[name] = {k: v for k, v in (values or {}).items() if v is not None}
+    owner = {k: name for name, a in REGISTRY.items() for k in a.defaults}
+    for k, v in (legacy or {}).items():
+        if k not in owner:
+            raise TypeError(f"analyze() got an unexpected keyword argument {k!r}; analysis "
+                            "parameters go in params={analysis: {name: value}}, with names "
+                            f"among {sorted(owner)}")
+        warnings.warn(f"analyze({k}=...) is deprecated: use params={{{owner[k]!r}: "
+                      f"{{{k!r}: ...}}}}", DeprecationWarning, stacklevel=3)
+        if v is not None:
+            out.setdefault(owner[k], {})[k] = v
+    return {k: v for k, v in out.items() if v}
 
 
 def _analyze(sample_collection, **kwargs):
@@ -155,7 +205,7 @@ def _analyze(sample_collection, **kwargs):
 def _analyze_run(sample_collection, label_field=None, embeddings_field=None, patches_field=None,
                  analyses=None, model=None, pretrained=None, thresholds=None, progress=None,
                  uri=None, overwrite=False, force=False, incremental=None, commit_process=None,
-                 **params):
+                 params=None):
     from .analyzers.base import AnalysisInput, jsonable
     from .embeddings import compute_embeddings, embeddings_run_key, import_embeddings
 
@@ -205,7 +255,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     prefix = "" if not patches_field else vcf.label_list_path(dataset, patches_field) + "."
     vcf.check_writable(dataset, fields_written, prefix=prefix, overwrite=overwrite)
 
-    run_params = {k: v for k, v in params.items()}
+    run_params = {k: dict(v) for k, v in (params or {}).items()}
     fingerprint = vcr.params_hash(dict(
         analyses=sorted(names), label_field=label_field, patches_field=patches_field,
         table=conf["table"], version=store.table.version, thresholds=thresholds,
@@ -238,6 +288,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
         content_hashes=list(extra["content_hash"]),
         created=sub(created),
         planned=tuple(names),
+        params=run_params,
     )
     if base is not None:
         return _analyze_increment(sample_collection, inp, base, names, params, thresholds,
@@ -247,7 +298,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
 
     for step, name in enumerate(names):
         a = REGISTRY[name]
-        p = {k: v for k, v in params.items() if k in a.defaults}
+        p = inp.settings(name)
         t = time.time()
         # one bar per analysis, counting items; a callback also learns which step this is
         pb = fou.ProgressBar(total=len(sel), progress=progress, iters_str="items",
@@ -273,7 +324,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     # vc_issues from every score present (this run's values, else the stored ones)
     stored = {}
     missing = [i.field for i in ISSUES.values() if i.field not in out and (
-        dataset.has_field(prefix + f) if prefix else dataset.has_sample_field(f))]
+        dataset.has_field(prefix + i.field) if prefix else dataset.has_sample_field(i.field))]
     if missing:
         if patches_field:
             vals = sample_collection.values([prefix + f for f in missing])
@@ -327,7 +378,7 @@ def _report_pixel_errors(collection, patches_field, errors, summaries, overwrite
 def _keep_signatures(inp, signatures, replace):
     """Stores the duplicate check's thumbnails of the images this run decoded (a full run
     replaces the table). Only an optimisation for later incremental runs: never fatal."""
-    got = inp._knn_cache.get("dup_signatures") or {}
+    got = inp.shared.dup_signatures
     rows = sorted(got)
     hashes = inp.content_hashes
     try:
@@ -434,8 +485,7 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
     old = base["old"]
     new = np.flatnonzero(~old)
     details = (base["results"].get("details") or {})
-    prm = {a: REGISTRY[a].params(**{k: v for k, v in params.items() if k in REGISTRY[a].defaults})
-           for a in names}
+    prm = {a: inp.settings(a) for a in names}
     row_of = {i: r for r, i in enumerate(inp.ids)}
 
     def read(rows, fields):

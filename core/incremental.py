@@ -200,9 +200,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
             a = np.log(np.maximum(own, 1e-6))
             b = np.log(np.maximum(best, 1e-6))
         ref = {kk: tuple(v) for kk, v in st["ref"].items()}
-        from .analyzers.outliers import OutliersAnalyzer
-
-        po = params.get("outliers") or OutliersAnalyzer.defaults
+        po = inp.settings("outliers")
         outlier_conf, _ = outlier_confidence(a, b, ref, po)
         outlier_conf[y < 0] = np.nan
         if "outliers" in names:
@@ -244,7 +242,7 @@ def update(inp, new, old, names, params, details, read, read_groups, progress=No
 
         p = params["quality"]
         side = int(p["quality_max_side"])
-        stats = dict(inp._knn_cache.get(("pixel_stats", side), {}))
+        stats = dict(inp.shared.pixel_stats.get(side, {}))
         todo = [int(i) for i in new if int(i) not in stats]
         more, errs = pixels.map_items(lambda rgb: pixel_stats(rgb, side), todo,
                                        inp.filepaths, inp.boxes)
@@ -313,7 +311,7 @@ def _duplicates(inp, new, old, ind, sim, p, read, read_groups, put, signatures=N
                                                                      cached=cached)
         verified += DuplicatesAnalyzer._vector_fallback(inp, pairs, errors, min_sim, p, {})
         if summary is not None:
-            summary["duplicates_images"] = dict(inp._knn_cache.get("dup_decoded") or dict(
+            summary["duplicates_images"] = dict(inp.shared.dup_decoded or dict(
                 decoded=len(np.unique(pairs)), from_store=0, decoded_after_all=0))
     else:
         verified = []

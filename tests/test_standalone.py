@@ -35,24 +35,27 @@ def test_no_tracked_file_refers_outside_the_repository():
 
 
 def _unpacked_head(tmp_path):
-    """``git archive HEAD`` unpacked into ``tmp_path/clone/visual_curation`` (the folder
-    name is the package name, so ``PYTHONPATH=tmp_path/clone`` imports the copy's code
-    ahead of the editable install)."""
+    """``git archive HEAD`` unpacked into ``tmp_path/my-clone`` (a folder name that is no
+    Python identifier, as a clone's often is), and ``tmp_path/path/visual_curation`` linking
+    to it, so that ``PYTHONPATH=tmp_path/path`` imports the copy's code ahead of the editable
+    install."""
     tar = tmp_path / "head.tar"
     subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "-o", str(tar), "HEAD"],
                    check=True)
-    root = tmp_path / "clone" / "visual_curation"
-    root.mkdir(parents=True)
+    root = tmp_path / "my-clone"
+    root.mkdir()
     with tarfile.open(tar) as t:
         t.extractall(root, filter="data")
-    assert not (root.parent / "shared").exists() and not (root.parent.parent / "shared").exists()
+    (tmp_path / "path").mkdir()
+    (tmp_path / "path" / "visual_curation").symlink_to(root, target_is_directory=True)
+    assert not (tmp_path / "shared").exists() and not (tmp_path.parent / "shared").exists()
     return root
 
 
 @pytest.mark.slow
 def test_archive_of_head_runs_on_its_own(tmp_path):
     root = _unpacked_head(tmp_path)
-    env = dict(os.environ, PYTHONPATH=str(root.parent),
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "path"),
                FIFTYONE_DATABASE_NAME="visual-curation-tests-standalone",
                VC_TEST_DB_SUFFIX="standalone",
                VISUAL_CURATION_LANCEDB_URI=str(tmp_path / "lancedb"))

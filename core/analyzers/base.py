@@ -14,6 +14,27 @@ from .. import knn as _knn
 
 
 @dataclass
+class SharedWork:
+    """What one analyzer computes that others on the same :class:`AnalysisInput` reuse, so
+    that each is computed once per run."""
+
+    #: kNN graphs: k -> (indices (N, k), cosine sims (N, k)); see :meth:`AnalysisInput.knn`
+    knn: dict = field(default_factory=dict)
+    #: how the graph was computed (``{"method": "exact" | "ivf", ...}``)
+    knn_info: dict | None = None
+    #: image-quality statistics measured while the duplicate check had an image decoded:
+    #: ``{max_side: {item: stats}}`` (``quality.pixel_stats``)
+    pixel_stats: dict = field(default_factory=dict)
+    #: duplicate-check thumbnails of the images decoded in this run: ``{item: (full
+    #: thumbnail, keep stats)}``, kept by the run for later incremental runs
+    dup_signatures: dict = field(default_factory=dict)
+    #: how many images the duplicate check decoded, read from the store, or decoded after all
+    dup_decoded: dict | None = None
+    #: class support (``support.class_support``) per (classes, label codes)
+    class_support: dict = field(default_factory=dict)
+
+
+@dataclass
 class AnalysisInput:
     ids: list[str]                      # sample ids (or detection label ids)
     vectors: np.ndarray                 # (N, D) float32 or float16, rows L2-normalised
@@ -25,7 +46,10 @@ class AnalysisInput:
     created: list[float] | None = None   # creation timestamp, for "keep the oldest"
     knn_method: str = "auto"             # "exact", "ivf" or "auto" (by size: knn.knn_graph)
     planned: tuple = ()                  # analyses that will run on this input (pixel sharing)
-    _knn_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    #: the run's parameters, ``{analysis: {name: value}}`` as given; :meth:`settings` fills in
+    #: the defaults (an analyzer reading another's parameter reads the run's value)
+    params: dict = field(default_factory=dict)
+    shared: SharedWork = field(default_factory=SharedWork, repr=False, compare=False)
 
     MIN_K = 32  # class attribute (not a field): neighbours computed on the first knn() call
 
@@ -46,6 +70,13 @@ class AnalysisInput:
     def __len__(self):
         return len(self.ids)
 
+    def settings(self, analysis: str) -> dict:
+        """The parameters ``analysis`` runs with in this run: its defaults, overridden by the
+        run's ``params``."""
+        from . import REGISTRY
+
+        return REGISTRY[analysis].params(**self.params.get(analysis, {}))
+
     def knn(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Cached cosine kNN graph: ``(indices (N,k) int, sims (N,k) float32)``, self excluded,
         sorted by decreasing similarity - exact for small inputs, IVF above
@@ -54,23 +85,23 @@ class AnalysisInput:
         neighbours (nearly free: the cost is the matrix products), so analyzers asking for
         different k share one pass."""
         k = max(0, min(int(k), len(self.ids) - 1))
-        have = [kk for kk in self._knn_cache if isinstance(kk, int) and kk >= k]
+        have = [kk for kk in self.shared.knn if kk >= k]
         if have:
-            ind, sim = self._knn_cache[min(have)]
+            ind, sim = self.shared.knn[min(have)]
             return ind[:, :k], sim[:, :k]
         kk = max(0, min(max(k, self.MIN_K), len(self.ids) - 1))
         ind, sim, info = _knn.knn_graph(self.vectors, kk, method=self.knn_method)
-        self._knn_cache[kk] = (ind, sim)
-        self._knn_cache["info"] = info
+        self.shared.knn[kk] = (ind, sim)
+        self.shared.knn_info = info
         return ind[:, :k], sim[:, :k]
 
     def knn_info(self) -> dict:
         """How the kNN graph was (or will be) computed: ``{"method": "exact"|"ivf", ...}``."""
-        if "info" not in self._knn_cache:
+        if self.shared.knn_info is None:
             exact = self.knn_method == "exact" or (
                 self.knn_method == "auto" and len(self.ids) <= _knn.EXACT_MAX_ROWS)
             return dict(method="exact" if exact else "ivf", n=len(self.ids))
-        return self._knn_cache["info"]
+        return self.shared.knn_info
 
     def label_array(self):
         """``(codes int array, -1 = no label; class names list)`` for ``labels``."""

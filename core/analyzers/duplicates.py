@@ -418,7 +418,7 @@ class DuplicatesAnalyzer(Analyzer):
     def _keep_signatures(inp, sigs, exact):
         """Exact full thumbnails of the images decoded here, for the run to store (see
         :class:`~visual_curation.core.store.PixelSignatures`)."""
-        inp._knn_cache["dup_signatures"] = {i: (sigs[i][0][0], sigs[i][1])
+        inp.shared.dup_signatures = {i: (sigs[i][0][0], sigs[i][1])
                                             for i in sorted(exact) if i in sigs}
 
     def _pixel_verify(self, inp, pairs, p, progress, cached=None):
@@ -435,9 +435,9 @@ class DuplicatesAnalyzer(Analyzer):
         need = np.unique(pairs.ravel())
         cached = {int(i): cached[int(i)] for i in need if int(i) in (cached or {})}
         # when quality runs next on the same input, measure it from this decode as well
-        from .quality import QualityAnalyzer, pixel_stats
+        from .quality import pixel_stats
 
-        side = int(QualityAnalyzer.defaults["quality_max_side"])
+        side = int(inp.settings("quality")["quality_max_side"])
         share = "quality" in inp.planned
 
         def fn(rgb):
@@ -448,7 +448,7 @@ class DuplicatesAnalyzer(Analyzer):
                                          span=(0.02, 0.8), msg="image signatures")
         sigs = {i: v[0] for i, v in both.items()}
         if share:
-            inp._knn_cache[("pixel_stats", side)] = {i: v[1] for i, v in both.items()}
+            inp.shared.pixel_stats[side] = {i: v[1] for i, v in both.items()}
         del both
         for i, (g0, st) in cached.items():   # only the full thumbnail is known
             sigs[i] = (np.asarray(g0, np.float16), st)
@@ -484,7 +484,7 @@ class DuplicatesAnalyzer(Analyzer):
                     stats[i] = more[i][1]
                     sigs[i] = more[i]
                     exact.add(i)
-            inp._knn_cache["dup_decoded"] = dict(decoded=len(read), from_store=len(cached),
+            inp.shared.dup_decoded = dict(decoded=len(read), from_store=len(cached),
                                                  decoded_after_all=len(more))
         self._keep_signatures(inp, sigs, exact)
         del sigs

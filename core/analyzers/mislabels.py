@@ -231,9 +231,9 @@ class MislabelsAnalyzer(Analyzer):
         state = dict(classes=names, l2=l2, pca_mean=encode(mean), pca_comps=encode(comps),
                      model=encode(model) if model is not None else None)
         if p["mislabel_outlier_discount"]:
-            from .outliers import OutliersAnalyzer, outlier_scores, support_state
+            from .outliers import outlier_scores, support_state
 
-            oc, _, sup = outlier_scores(inp, y, C, OutliersAnalyzer.defaults, progress,
+            oc, _, sup = outlier_scores(inp, y, C, inp.settings("outliers"), progress,
                                         (0.75, 0.98))
             conf = conf * (1.0 - np.nan_to_num(oc, nan=0.0))
             state["support"] = support_state(sup, names)

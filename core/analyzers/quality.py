@@ -118,7 +118,7 @@ class QualityAnalyzer(Analyzer):
         report(progress, 0.0, "reading images")
         side = int(p["quality_max_side"])
         # statistics measured while another pixel analyzer had the image decoded
-        stats = dict(inp._knn_cache.get(("pixel_stats", side), {}))
+        stats = dict(inp.shared.pixel_stats.get(side, {}))
         todo = [i for i in range(n) if i not in stats]
         more, errors = pixels.map_items(
             lambda rgb: pixel_stats(rgb, side), todo, inp.filepaths,

@@ -51,8 +51,8 @@ def _mean_top(v, rows, members, k, n):
 
 
 def class_support(inp, codes: np.ndarray, n_classes: int, progress=None, span=(0.0, 1.0)):
-    key = ("class_support", n_classes, hash(codes.tobytes()))
-    cache = inp._knn_cache
+    key = (n_classes, hash(codes.tobytes()))
+    cache = inp.shared.class_support
     if key in cache:
         return cache[key]
     from .base import report

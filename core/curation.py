@@ -1,0 +1,166 @@
+"""Curation views, App-free: which samples a clean-up keeps or drops, which near-duplicate
+groups leak across splits, the most unique samples and a cluster's members.
+
+Every function takes a FiftyOne collection (a dataset or a view) and returns views, ids or
+counts. The App operators (``operators/curation.py``, ``operators/search.py``) check their form,
+call these and show the result; the SDK can call them directly::
+
+    from visual_curation.core import curation
+
+    kept, dropped = curation.clean_views(dataset, drop_duplicates=True, issues=["blur"])
+    view, groups = curation.leakage(dataset, split_field="split")
+"""
+from __future__ import annotations
+
+from .analyzers import ISSUES
+
+#: the built-in sample fields that never name a split
+_NOT_SPLITS = {"id", "filepath", "tags", "metadata", "created_at", "last_modified_at"}
+
+
+# ------------------------------------------------------------------------------ clean-up
+
+def drop_expression(drop_duplicates=True, issues=()):
+    """The match expression of the samples a clean-up drops: duplicate copies
+    (``vc_duplicate``) and/or samples with any of ``issues`` in ``vc_issues``. Raises
+    ``ValueError`` for an unknown issue, or when nothing would be dropped."""
+    from fiftyone import ViewField as F
+
+    issues = list(issues or [])
+    unknown = [i for i in issues if i not in ISSUES]
+    if unknown:
+        raise ValueError(f"Unknown issues {unknown}: choose among {', '.join(ISSUES)}")
+    conds = []
+    if drop_duplicates:
+        conds.append(F("vc_duplicate") == True)  # noqa: E712 - a MongoDB expression
+    if issues:
+        conds.append(F("vc_issues").exists() & F("vc_issues").contains(issues))
+    if not conds:
+        raise ValueError("Nothing to drop: drop the duplicate copies, or name issues")
+    drop = conds[0]
+    for c in conds[1:]:
+        drop = drop | c
+    return drop
+
+
+def clean_views(collection, drop_duplicates=True, issues=()):
+    """``(kept, dropped)``: the views of ``collection`` a clean-up keeps and drops.
+    ``drop_duplicates`` is ignored where no duplicates analysis ran (no ``vc_duplicate``)."""
+    has_dups = collection._dataset.has_sample_field("vc_duplicate")
+    drop = drop_expression(drop_duplicates and has_dups, issues)
+    return collection.match(~drop), collection.match(drop)
+
+
+def clean(collection, name, drop_duplicates=True, issues=(), new_dataset=False,
+          delete_originals=False):
+    """Keeps the samples of ``collection`` that :func:`clean_views` keeps, as the saved view
+    ``name`` of the dataset, or (``new_dataset``) as a new persistent dataset ``name``;
+    ``delete_originals`` also deletes the dropped samples from the dataset.
+
+    Returns ``{"kept", "dropped", "saved_view" or "dataset", and "deleted" when deleting}``.
+    """
+    dataset = collection._dataset
+    kept, dropped = clean_views(collection, drop_duplicates, issues)
+    out = {"kept": len(kept), "dropped": len(dropped)}
+    if new_dataset:
+        out["dataset"] = kept.clone(name, persistent=True).name
+    else:
+        dataset.save_view(name, kept, description="Visual Curation: duplicates and issues "
+                                                  "removed")
+        out["saved_view"] = name
+    if delete_originals:
+        ids = dropped.values("id")
+        dataset.delete_samples(ids)
+        out["deleted"] = len(ids)
+    return out
+
+
+# ------------------------------------------------------------------------------ split leakage
+
+def split_fields(dataset):
+    """Sample fields that can name a split: strings, ints, bools and Classifications (not
+    Visual Curation's, not the built-ins), sorted."""
+    import fiftyone.core.fields as fof
+    import fiftyone.core.labels as fol
+
+    out = []
+    for name, field in dataset.get_field_schema().items():
+        if name in _NOT_SPLITS or name.startswith("vc_") or name.startswith("_"):
+            continue
+        if isinstance(field, (fof.StringField, fof.IntField, fof.BooleanField)):
+            out.append(name)
+        elif isinstance(field, fof.EmbeddedDocumentField) and issubclass(
+                field.document_type, fol.Classification):
+            out.append(name)
+    return sorted(out)
+
+
+def split_tags(dataset):
+    """The dataset's sample tags (candidates for naming splits), sorted."""
+    return sorted(t for t in dataset.distinct("tags") if t)
+
+
+def default_split_tags(tags):
+    """The usual split names among ``tags`` (train, val, validation, test), else all of them."""
+    return [t for t in tags if t in ("train", "val", "validation", "test")] or list(tags)
+
+
+def leakage(collection, split_field=None, split_tags=None):
+    """The near-duplicate groups (``vc_dup_group``) of ``collection`` whose members lie in two
+    or more splits, the splits being the values of ``split_field`` (a string, int, bool or
+    Classification field) or, when ``split_tags`` is given, those sample tags.
+
+    Returns ``(view of the leaking groups' samples sorted by group, sorted group ids)``.
+    """
+    from fiftyone import ViewField as F
+
+    grouped = collection.exists("vc_dup_group")
+    if split_tags is not None:
+        splits = set(split_tags)
+        groups, tag_lists = grouped.values(["vc_dup_group", "tags"])
+        per_sample = [[t for t in (ts or []) if t in splits] for ts in tag_lists]
+    else:
+        if not split_field:
+            raise ValueError("Give a split field, or split tags")
+        path = split_field
+        f = collection._dataset.get_field(split_field)
+        if getattr(f, "document_type", None) is not None:
+            path = f"{split_field}.label"
+        groups, vals = grouped.values(["vc_dup_group", path])
+        per_sample = [[v] if v is not None else [] for v in vals]
+    spans = {}
+    for g, s in zip(groups, per_sample):
+        spans.setdefault(g, set()).update(s)
+    leaky = sorted((g for g, s in spans.items() if len(s) > 1), key=str)
+    view = grouped.match(F("vc_dup_group").is_in(leaky)).sort_by("vc_dup_group")
+    return view, leaky
+
+
+# ------------------------------------------------------------------------------ uniqueness
+
+def default_unique_count(collection):
+    """How many of the most unique samples to keep by default: half, at least one."""
+    return max(1, len(collection) // 2)
+
+
+def most_unique(collection, count=None, threshold=None):
+    """The samples of ``collection`` with a ``vc_uniqueness`` score, most unique first: those
+    scoring at least ``threshold`` when it is given, else the ``count`` most unique (default:
+    :func:`default_unique_count`)."""
+    from fiftyone import ViewField as F
+
+    base = collection.exists("vc_uniqueness")
+    if threshold is not None:
+        return base.match(F("vc_uniqueness") >= float(threshold)).sort_by(
+            "vc_uniqueness", reverse=True)
+    n = int(count if count is not None else default_unique_count(collection))
+    return base.sort_by("vc_uniqueness", reverse=True).limit(n)
+
+
+# ------------------------------------------------------------------------------ clusters
+
+def cluster_members(collection, level, cluster, limit=1000):
+    """Ids of (at most ``limit``) samples of cluster ``cluster`` at granularity ``level``."""
+    from fiftyone import ViewField as F
+
+    return collection.match(F(f"vc_cluster_{int(level)}") == cluster).limit(limit).values("id")
