@@ -374,7 +374,7 @@ def test_duplicates_and_quality_share_one_decode(fmnist_small):
         inp = AnalysisInput(ids=[str(i) for i in range(len(paths))], vectors=v,
                             filepaths=paths, planned=planned)
         REGISTRY["duplicates"].run(inp)
-        shared = len(inp._knn_cache.get(("pixel_stats", 512), {}))
+        shared = len(inp.shared.pixel_stats.get(512, {}))
         return REGISTRY["quality"].run(inp).fields, shared
 
     together, n_shared = run(("duplicates", "quality"))
