@@ -587,9 +587,21 @@ def cluster_summaries(dataset, patches_field=None):
     return ((res.get("details") or {}).get("clusters") or {}).get("levels") or {}
 
 
-def delete_run(dataset, uri=None):
+def delete_run(dataset, *, uri: str | None = None) -> dict:
     """Removes exactly what Visual Curation wrote: its ``vc_`` fields (sample fields and
-    detection attributes it created), its run records and its LanceDB tables."""
+    detection attributes it created), its run records and its LanceDB tables. A field of
+    yours is never removed, whatever its name.
+
+    Returns:
+        ``{"fields": [...], "runs": [...], "tables": [...]}``: what was removed
+
+    Example::
+
+        import visual_curation as vc
+
+        removed = vc.delete_run(dataset)
+        removed["fields"]            # ["vc_cluster_1", ..., "vc_issues"]
+    """
     dataset = dataset._dataset
     vcf.recover(dataset)  # a pending field commit must not bring fields back afterwards
     vcf.drop_stage(dataset)

@@ -151,9 +151,12 @@ def _prepare(unit, prepare, padding, min_box_size):
     return unit, out
 
 
-def compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED,
-                       patches_field=None, batch_size=32, num_workers=None, device="auto",
-                       progress=None, embeddings_field=None, uri=None, wait=0.0, **options):
+def compute_embeddings(sample_collection, *, model: str = DEFAULT_MODEL,
+                       pretrained: str | None = DEFAULT_PRETRAINED,
+                       patches_field: str | None = None, batch_size: int = 32,
+                       num_workers: int | None = None, device: str = "auto", progress=None,
+                       embeddings_field: str | None = None, uri: str | None = None,
+                       wait: float = 0.0, **options) -> "EmbeddingsRun":
     """Embeds the images (or object crops) of ``sample_collection`` into LanceDB.
 
     Args:
@@ -177,6 +180,14 @@ def compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAUL
 
     Returns:
         an :class:`EmbeddingsRun` with the counts (also saved as a run on the dataset)
+
+    Example::
+
+        import visual_curation as vc
+
+        run = vc.compute_embeddings(dataset, model="demo")     # offline model
+        run.embedded, run.errors                               # counts of this call
+        vc.compute_embeddings(dataset, model="demo")           # again: embeds nothing new
     """
     from .locks import run_lock
 
@@ -383,14 +394,25 @@ def _write_errors(collection, dataset, errors, ok_samples, skipped, patches_fiel
                              overwrite=overwrite)
 
 
-def import_embeddings(sample_collection, embeddings_field=None, uri=None, patches_field=None,
-                      embeddings=None, name="embeddings"):
+def import_embeddings(sample_collection, embeddings_field: str | None = None, *,
+                      uri: str | None = None, patches_field: str | None = None,
+                      embeddings=None, name: str = "embeddings") -> "EmbeddingsRun":
     """Bring-your-own vectors: copies ``embeddings_field`` (on samples, or on each detection of
     ``patches_field``) into a LanceDB table keyed ``field-<name>``, L2-normalised.
 
     Or, like the Brain's ``embeddings=`` argument: ``embeddings`` is an ``(N, D)`` array with
     one row per sample of ``sample_collection``, in its order (rows of NaN are skipped); the
-    table is keyed ``array-<name>``. Later analyses use the most recent embeddings."""
+    table is keyed ``array-<name>``. Later analyses use the most recent embeddings.
+
+    Example::
+
+        import numpy as np
+        import visual_curation as vc
+
+        vectors = np.random.default_rng(0).normal(size=(len(dataset), 64))
+        vc.import_embeddings(dataset, embeddings=vectors, name="my model")
+        vc.analyze(dataset, analyses=["duplicates", "uniqueness"])
+    """
     t0 = time.time()
     dataset = sample_collection._dataset
     kind = kind_for(patches_field)

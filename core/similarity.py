@@ -1,6 +1,8 @@
 """Visual and text similarity search over the LanceDB tables."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from . import config as cfg
@@ -116,13 +118,25 @@ def similar_ids(sample_collection, text=None, image=None, sample_id=None, k=50, 
     return out
 
 
-def find_similar(sample_collection, text=None, image=None, sample_id=None, k=50, box=None,
-                 patches_field=None, model=None, pretrained=None, dist_field=None, uri=None):
+def find_similar(sample_collection, *, text: str | None = None, image=None,
+                 sample_id: str | Sequence[str] | None = None, k: int = 50,
+                 box: Sequence[float] | None = None, patches_field: str | None = None,
+                 model: str | None = None, pretrained: str | None = None,
+                 dist_field: str | None = None, uri: str | None = None):
     """A view of the ``k`` most similar samples (or object patches), nearest first.
 
     Exactly one query: ``text`` (a prompt), ``image`` (path or PIL image; ``box`` crops it),
     ``sample_id`` (one id or a list: their mean vector; with ``box``, a region of that sample).
-    ``dist_field``: also write the cosine distance on each returned sample (a ``vc_`` field).
+    ``model``/``pretrained``: whose embeddings (default: the most recent ones; text needs a
+    CLIP model's). ``dist_field``: also write the cosine distance on each returned sample (a
+    ``vc_`` field).
+
+    Example::
+
+        import visual_curation as vc
+
+        view = vc.find_similar(dataset, text="a photo of a sneaker", k=25, model="demo")
+        view = vc.find_similar(dataset, sample_id=dataset.first().id, k=10)
     """
     hits = similar_ids(sample_collection, text=text, image=image, sample_id=sample_id, k=k,
                        box=box, patches_field=patches_field, model=model,

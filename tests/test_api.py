@@ -10,14 +10,17 @@ from visual_curation.core.analyze import resolve_params
 from visual_curation.core.analyzers import ANALYSES, REGISTRY
 
 
-def test_options_are_keyword_only_and_typed():
-    sig = inspect.signature(vc.analyze)
-    params = list(sig.parameters.values())
-    assert params[0].name == "sample_collection"
-    assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params[1:])
-    assert all(p.annotation is not inspect.Parameter.empty for p in params[1:]
-               if p.name not in ("progress", "legacy"))
-    assert "Example::" in vc.analyze.__doc__
+@pytest.mark.parametrize("fn, positional", [
+    (vc.analyze, 1), (vc.compute_embeddings, 1), (vc.find_similar, 1), (vc.delete_run, 1),
+    (vc.import_embeddings, 2)])
+def test_options_are_keyword_only_typed_and_shown(fn, positional):
+    params = list(inspect.signature(fn).parameters.values())
+    assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params[positional:]), fn
+    untyped = [p.name for p in params[1:] if p.annotation is inspect.Parameter.empty
+               and p.kind is not p.VAR_KEYWORD and p.name not in ("progress", "image",
+                                                                   "embeddings")]
+    assert not untyped, (fn.__name__, untyped)
+    assert "Example::" in fn.__doc__
 
 
 def test_params_checked_against_the_registry():
@@ -57,3 +60,27 @@ def test_params_reach_the_analyzer_and_the_run_record(fmnist_dataset):
     assert not strict.get("skipped")           # other parameters: not the identical run
     with pytest.raises(TypeError, match="dup_min_sim"):
         vc.analyze(ds, params={"duplicates": {"dup_min_simm": 1}})
+
+
+def _example(fn):
+    """The code of the ``Example::`` block of ``fn``'s docstring, dedented."""
+    import textwrap
+
+    doc = fn.__doc__
+    block = doc[doc.index("Example::") + len("Example::"):]
+    lines = []
+    for line in block.splitlines()[1:]:
+        if line.strip() and not line.startswith(" " * 8):
+            break
+        lines.append(line)
+    return textwrap.dedent("\n".join(lines))
+
+
+@pytest.mark.slow
+def test_docstring_examples_run(fmnist_dataset):
+    ds, _ = fmnist_dataset
+    ns = {"dataset": ds}
+    for fn in (vc.compute_embeddings, vc.import_embeddings, vc.analyze, vc.find_similar,
+               vc.delete_run):
+        exec(compile(_example(fn), f"{fn.__name__} docstring", "exec"), ns)
+    assert "vc_issues" in ns["removed"]["fields"] and len(ns["view"]) >= 1
