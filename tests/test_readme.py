@@ -127,3 +127,16 @@ def test_analyze_with_embeddings_field(fmnist_dataset):
     together = sum(groups.get(a) is not None and groups.get(a) == groups.get(b)
                    for a, b in planted)
     assert together >= 0.8 * len(planted)
+
+
+def test_readme_field_table_lists_every_field_of_the_registry():
+    from visual_curation.core.analyzers import FIELD_SPECS, LEVELS
+
+    text = README.read_text()
+    table = text[text.index("| field | meaning |"):]
+    table = table[:table.index("\n\n")]
+    for name in FIELD_SPECS:
+        if name.startswith("vc_cluster_"):
+            assert f"`vc_cluster_1` … `vc_cluster_{LEVELS}`" in table
+        else:
+            assert f"`{name}`" in table, f"README's field table lacks {name}"
