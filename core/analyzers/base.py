@@ -139,6 +139,41 @@ class IssueSpec:
 
 
 @dataclass
+class IncrementalInput:
+    """What :meth:`Analyzer.update` gets: the whole input, the rows to analyse now (``new``),
+    the rows the earlier run analysed (``old`` mask), the new rows' neighbours and class
+    support (one pass, shared by every analyzer), and the earlier run: its summaries
+    (``details``) and stored values (``read``). Analyzers write with :meth:`put`."""
+
+    inp: AnalysisInput
+    new: np.ndarray                      # row indices of ``inp`` to analyse
+    old: np.ndarray                      # bool mask: rows the earlier run analysed
+    ind: np.ndarray                      # (len(new), k) nearest rows, self excluded
+    sim: np.ndarray                      # (len(new), k) their cosines
+    support: np.ndarray                  # (len(new), C) exact support by each class
+    codes: np.ndarray                    # label code per row (-1: none)
+    classes: list                        # class names of the codes
+    details: dict                        # the earlier run's summaries, per analysis
+    read: object                         # read(rows, fields) -> {field: [stored value]}
+    read_groups: object                  # read_groups(group ids) -> [(row, group id)]
+    signatures: object = None            # stored duplicate-check thumbnails, or None
+    values: dict = field(default_factory=dict)    # field -> {row: value}, the output
+    errors: dict = field(default_factory=dict)    # row -> message
+    summary: dict = field(default_factory=dict)   # what the run reports
+    #: outlier confidence of the new rows (outliers and mislabels both use it)
+    outlier_confidence: np.ndarray | None = None
+
+    def put(self, name: str, rows, vals):
+        col = self.values.setdefault(name, {})
+        for r, v in zip(rows, vals):
+            col[int(r)] = v
+
+    def state(self, analysis: str) -> dict | None:
+        """The calibration the earlier run of ``analysis`` kept (its summary's ``state``)."""
+        return (self.details.get(analysis) or {}).get("state")
+
+
+@dataclass
 class AnalysisResult:
     fields: dict            # field name -> per-item values, len N, None/NaN allowed
     summary: dict           # JSON-serialisable (counts, cluster summaries, params used)
@@ -180,6 +215,15 @@ class Analyzer:
 
     def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
         raise NotImplementedError
+
+    def missing_state(self, details: dict, classes: list) -> str | None:
+        """Why the earlier run's ``details`` cannot place new items (None: they can)."""
+        return None
+
+    def update(self, ctx: IncrementalInput, p: dict) -> None:
+        """Analyses ``ctx.new`` on the earlier run's calibration, writing with ``ctx.put``
+        (see :mod:`visual_curation.core.incremental`); ``p``: this run's parameters."""
+        raise NotImplementedError(f"{self.name} has no incremental update")
 
     def __repr__(self):
         return f"<Analyzer {self.name} fields={self.fields}>"

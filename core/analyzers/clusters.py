@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import knn as _knn
-from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, jsonable, report
+from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
+                   jsonable, report)
 
 LEVELS = 5
 
@@ -239,3 +240,25 @@ class ClustersAnalyzer(Analyzer):
         report(progress, 1.0, "clusters done")
         return AnalysisResult(fields={f"vc_cluster_{l + 1}": labels[l].astype(int).tolist()
                                       for l in range(LEVELS)}, summary=jsonable(summary))
+
+    def update(self, ctx: IncrementalInput, p: dict) -> None:
+        """A new item takes, at every level, the clusters of its nearest earlier item (so
+        nesting holds); one whose neighbours are all new gets the nearest by a direct query."""
+        new, old, ind, inp = ctx.new, ctx.old, ctx.ind, ctx.inp
+        is_old = old[np.maximum(ind, 0)] & (ind >= 0)
+        first = np.where(is_old.any(axis=1), is_old.argmax(axis=1), -1)
+        near = np.where(first >= 0, ind[np.arange(len(new)), np.maximum(first, 0)], -1)
+        miss = np.flatnonzero(near < 0)
+        if len(miss):
+            old_rows = np.flatnonzero(old)
+            j, _ = _knn.knn_query(np.asarray(inp.vectors[new[miss]], np.float32),
+                                  inp.vectors[old_rows], 1)
+            near[miss] = old_rows[j[:, 0]]
+        stored = ctx.read(near, list(self.fields))
+        sizes = ctx.summary.setdefault("clusters", {})
+        for f in self.fields:
+            ctx.put(f, new, stored[f])
+            got = sizes.setdefault(f, {})
+            for v in stored[f]:
+                if v is not None:
+                    got[str(v)] = got.get(str(v), 0) + 1

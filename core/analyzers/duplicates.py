@@ -30,208 +30,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import pixels
-from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec, jsonable, report
-
-BASE = 128     # grey base thumbnail the crops are cut from (exact fractional crops)
-THUMB = 32     # stage-1 comparison size
-FINE = 64      # stage-2 comparison size
-
-
-def _unit(x):
-    x = x - x.mean(axis=-1, keepdims=True)
-    return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)
-
-
-_MATS: dict = {}
-
-
-def _area_matrix(src: int, dst: int, lo: float, hi: float) -> np.ndarray:
-    """(dst, src) matrix averaging the source interval [lo, hi) into ``dst`` equal bins
-    (exact fractional overlaps, like INTER_AREA)."""
-    edges = lo + (hi - lo) * np.arange(dst + 1) / dst
-    a, b = edges[:-1, None], edges[1:, None]
-    x0 = np.arange(src)[None, :]
-    overlap = np.clip(np.minimum(b, x0 + 1) - np.maximum(a, x0), 0, None)
-    return (overlap / (b - a)).astype(np.float32)
-
-
-def crop_matrices(crops) -> np.ndarray:
-    """(n_crops, THUMB, BASE): centre crop by ``m`` per side, then area-resample to THUMB."""
-    key = tuple(round(float(m), 6) for m in crops)
-    if key not in _MATS:
-        _MATS[key] = np.stack([_area_matrix(BASE, THUMB, BASE * m, BASE * (1 - m)) for m in key])
-    return _MATS[key]
-
-
-def _laplacian(t):
-    """4-neighbour Laplacian of a stack (n, h, w), reflect-101 borders (as cv2.Laplacian)."""
-    p = np.pad(t, ((0, 0), (1, 1), (1, 1)), mode="reflect")
-    return p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4 * t
-
-
-def signature(rgb, crops):
-    """Stage-1 signature of one image: its centre crops' grey thumbnails, normalised, float16
-    (n_crops, T*T), and the keep-rule statistics. (The Laplacian thumbnails the detail check
-    compares are computed from these, for the few pairs that reach it.)"""
-    import cv2
-
-    g = pixels.to_gray(rgb)
-    base = cv2.resize(g, (BASE, BASE), interpolation=cv2.INTER_AREA).astype(np.float32)
-    R = crop_matrices(crops)
-    T = (R @ base) @ R.transpose(0, 2, 1)                  # (n_crops, THUMB, THUMB)
-    return _unit(T.reshape(len(T), -1)).astype(np.float16), keep_stats(rgb)
-
-
-def detail(g):
-    """Normalised Laplacian (fine detail) thumbnails of normalised grey thumbnails (p, T*T).
-    The Laplacian is linear and zero on constants, so this equals the Laplacian of the raw
-    thumbnail, normalised."""
-    t = np.asarray(g, np.float32).reshape(-1, THUMB, THUMB)
-    return _unit(_laplacian(t).reshape(len(t), -1))
-
-
-def keep_stats(rgb):
-    """Resolution and sharpness (Laplacian SD / SD) for choosing the item to keep."""
-    import cv2
-
-    gf = pixels.to_gray(rgb).astype(np.float32)
-    return dict(width=int(rgb.shape[1]), height=int(rgb.shape[0]),
-                sharpness=float(cv2.Laplacian(gf, cv2.CV_32F).std() / (gf.std() + 1e-6)))
-
-
-def _aligned(rgb, m):
-    import cv2
-
-    h, w = rgb.shape[:2]
-    cy, cx = int(round(h * m)), int(round(w * m))
-    crop = rgb[cy:h - cy, cx:w - cx] if (h - 2 * cy >= 2 and w - 2 * cx >= 2) else rgb
-    return cv2.resize(crop, (FINE, FINE), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
-def fine_check(rgb_a, rgb_b, m_a, m_b, step):
-    """Stage-2 measures at the best refined alignment (crop on one side only)."""
-    import cv2
-
-    cands = []
-    if m_a > 0 or m_b == 0:
-        cands += [(max(0.0, m_a + d * step), 0.0) for d in (-0.5, -0.25, 0.0, 0.25, 0.5)]
-    if m_b > 0:
-        cands += [(0.0, max(0.0, m_b + d * step)) for d in (-0.5, -0.25, 0.0, 0.25, 0.5)]
-    best = None
-    for ma, mb in dict.fromkeys(cands):
-        a, b = _aligned(rgb_a, ma), _aligned(rgb_b, mb)
-        la, lb = a.mean(axis=2), b.mean(axis=2)
-        gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
-        res = np.abs(b - gain * a).max(axis=2) / max(la.std(), lb.std(), 1.0)
-        r99 = float(np.percentile(res, 99))
-        if best is None or r99 < best[0]:
-            best = (r99, la, lb)
-    r99, la, lb = best
-    sa = cv2.Laplacian(la, cv2.CV_32F).std() / (la.std() + 1e-6)
-    sb = cv2.Laplacian(lb, cv2.CV_32F).std() / (lb.std() + 1e-6)
-
-    def ratio(x, y):
-        return float(min(x, y) / max(x, y, 1e-6))
-
-    return dict(residual=r99, brightness=ratio(la.mean(), lb.mean()),
-                contrast=ratio(la.std(), lb.std()), sharpness=ratio(sa, sb))
-
-
-#: an image whose crops were approximated (every other crop: neighbouring crops differ by a
-#: fraction of a pixel) is decoded when one reaches these against a partner (stage 1 needs
-#: dup_min_corr / dup_min_detail, 0.95 by default). Measured on both benchmark sets (5,000
-#: images each, every candidate pair both ways): every crop alignment that passes stage 1
-#: reaches >= 0.91 / >= 0.71 approximated; 6-7 % of the others reach 0.85 / 0.6.
-PRE_CORR = 0.85
-PRE_DETAIL = 0.6
-
-
-def approximate_crops(g0, crops):
-    """Stage-1 crops approximated from stored full thumbnails ``g0`` (n, T*T), by
-    area-resampling each thumbnail's centre crops (the crops proper resample the 128-pixel
-    base) → (n, len(crops), T*T) float32, normalised. A crop of 0 is the thumbnail itself."""
-    g0 = np.asarray(g0, np.float32).reshape(-1, THUMB, THUMB)
-    key = ("approx",) + tuple(round(float(m), 6) for m in crops)
-    if key not in _MATS:
-        _MATS[key] = np.stack([_area_matrix(THUMB, THUMB, THUMB * m, THUMB * (1 - m))
-                               for m in crops])
-    R = _MATS[key]                                        # (c, T, T)
-    n, c = len(g0), len(crops)
-    # one GEMM for the rows of every crop, (c*T, T) @ (T, n*T), then one per crop for columns
-    left = (R.reshape(c * THUMB, THUMB) @ g0.transpose(1, 0, 2).reshape(THUMB, n * THUMB))
-    left = left.reshape(c, THUMB, n, THUMB).transpose(0, 2, 1, 3)         # (c, n, T, T)
-    out = np.empty((n, c, THUMB * THUMB), np.float32)
-    for k in range(c):
-        out[:, k] = (left[k].reshape(n * THUMB, THUMB) @ R[k].T).reshape(n, -1)
-    out -= out.mean(axis=2, keepdims=True)
-    out /= np.sqrt(np.einsum("ncd,ncd->nc", out, out))[:, :, None] + 1e-6
-    return out
-
-
-def _best_alignment(G0, GC, cpos, pa, pb):
-    """For each pair (rows ``pa``/``pb``): the best stage-1 correlation of one image's crops
-    against the other's full thumbnail (both directions), its crop index, and whether the crop
-    is on b's side. ``G0`` (M, T*T): every image's full thumbnail; ``GC`` (M', crops, T*T): the
-    crops of the images whose ``cpos`` >= 0 (the others take part uncropped only)."""
-    G0f = np.asarray(G0, np.float32)
-    best_c = np.full(len(pa), -np.inf, np.float32)
-    best_m = np.zeros(len(pa), np.int64)
-    crop_b = np.zeros(len(pa), bool)                     # True: the crop is on b's side
-
-    def take(grp, v, m, side):
-        better = v > best_c[grp]
-        best_c[grp[better]] = v[better]
-        best_m[grp[better]] = m[better]
-        crop_b[grp[better]] = side == 1
-
-    for side, (me, other) in enumerate(((pa, pb), (pb, pa))):
-        has = cpos[me] >= 0
-        flat = np.flatnonzero(~has)                      # uncropped only: one dot product
-        if len(flat):
-            take(flat, np.einsum("pd,pd->p", G0f[me[flat]], G0f[other[flat]]),
-                 np.zeros(len(flat), np.int64), side)
-        # per image: its crops against its partners' full thumbnails (one small matmul each)
-        o = np.flatnonzero(has)
-        o = o[np.argsort(me[o], kind="stable")]
-        bounds = np.flatnonzero(np.diff(me[o])) + 1
-        for grp in np.split(o, bounds):
-            if not len(grp):
-                continue
-            c = GC[cpos[me[grp[0]]]].astype(np.float32) @ G0f[other[grp]].T  # (crops, partners)
-            m = c.argmax(axis=0)
-            take(grp, c[m, np.arange(len(grp))], m, side)
-    return best_c, best_m, crop_b
-
-
-def _crop_thumbs(G0, GC, cpos, rows, m):
-    """Thumbnails of crop ``m[j]`` of image ``rows[j]`` (crop 0: the full thumbnail)."""
-    out = G0[rows].copy()
-    k = np.flatnonzero(m > 0)
-    out[k] = GC[cpos[rows[k]], m[k]]
-    return out
-
-
-def _near_passes(G0, pa, pb, approx, crops, min_corr, min_detail, block=1024):
-    """Rows flagged ``approx`` (only their full thumbnail is known, rows of ``G0``) whose
-    approximated crops, against some partner's full thumbnail, reach ``min_corr`` with the
-    detail correlation ``min_detail`` at that crop."""
-    hit = set()
-    G0 = np.asarray(G0, np.float32)
-    pre = list(dict.fromkeys(crops[2::2] + crops[-1:])) if len(crops) > 2 else crops[1:]
-    for me, other in ((pa, pb), (pb, pa)):
-        sel = np.flatnonzero(approx[me])
-        for b0 in range(0, len(sel), block):
-            s_ = sel[b0:b0 + block]
-            A = approximate_crops(G0[me[s_]], pre)                       # (p, c', D)
-            C = np.einsum("pcd,pd->pc", A, G0[other[s_]])
-            m = C.argmax(axis=1)
-            close = np.flatnonzero(C[np.arange(len(s_)), m] >= min_corr)
-            if not len(close):
-                continue
-            d = np.einsum("pd,pd->p", detail(A[close, m[close]]), detail(G0[other[s_[close]]]))
-            hit.update(int(x) for x in me[s_[close[d >= min_detail]]])
-    return sorted(hit)
-
+from .dup_pixels import (PRE_CORR, PRE_DETAIL, THUMB, best_alignment, crop_thumbs, detail,
+                         fine_check, keep_stats, near_passes, signature)
+from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
+                   IssueSpec, jsonable, report)
 
 def candidate_rule(inp, p):
     """(pixels verify the candidates?, cosine a candidate needs). Without pixels only the
@@ -471,7 +273,7 @@ class DuplicatesAnalyzer(Analyzer):
         pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
         if cached:
             approx = cpos < 0
-            redo = _near_passes(G0, pa, pb, approx, crops, PRE_CORR, PRE_DETAIL)
+            redo = near_passes(G0, pa, pb, approx, crops, PRE_CORR, PRE_DETAIL)
             more, errs = pixels.map_items(lambda rgb: signature(rgb, crops),
                                            [order[j] for j in redo], inp.filepaths, inp.boxes)
             errors.update(errs)
@@ -488,7 +290,7 @@ class DuplicatesAnalyzer(Analyzer):
                                                  decoded_after_all=len(more))
         self._keep_signatures(inp, sigs, exact)
         del sigs
-        best_c, best_m, crop_b = _best_alignment(G0, GC, cpos, pa, pb)
+        best_c, best_m, crop_b = best_alignment(G0, GC, cpos, pa, pb)
         cand = np.flatnonzero(best_c >= float(p["dup_min_corr"]))
         survivors = []
         if len(cand):
@@ -496,7 +298,7 @@ class DuplicatesAnalyzer(Analyzer):
             full = np.where(crop_b[cand], pa[cand], pb[cand])
             mm = best_m[cand]
             det = np.concatenate([
-                np.einsum("pd,pd->p", detail(_crop_thumbs(G0, GC, cpos, cropped[b:b + 8192],
+                np.einsum("pd,pd->p", detail(crop_thumbs(G0, GC, cpos, cropped[b:b + 8192],
                                                           mm[b:b + 8192])),
                           detail(G0[full[b:b + 8192]]))
                 for b in range(0, len(cand), 8192)])
@@ -529,3 +331,103 @@ class DuplicatesAnalyzer(Analyzer):
             if t % 50 == 0:
                 report(progress, 0.85 + 0.15 * t / max(len(survivors), 1), "verifying candidates")
         return verified, stats, errors
+
+    def update(self, ctx: IncrementalInput, p: dict) -> None:
+        """Candidates among each new item's nearest neighbours and exact copies by content
+        hash, verified on pixels like a full run (earlier partners through the thumbnails the
+        earlier runs kept); a group a new item joins is regrouped, which may change earlier
+        members' values (counted in the summary)."""
+        inp, new, ind, sim = ctx.inp, ctx.new, ctx.ind, ctx.sim
+        read, read_groups, signatures, summary = (ctx.read, ctx.read_groups, ctx.signatures,
+                                                  ctx.summary)
+        put = ctx.put
+        n = len(inp)
+        is_new = np.zeros(n, bool)
+        is_new[new] = True
+        kk = int(p["dup_k"])
+        use_pixels, min_sim = candidate_rule(inp, p)
+        pairs = candidate_pairs(new, ind[:, :kk], sim[:, :kk], min_sim)
+        hash_pairs = []
+        if inp.content_hashes is not None:
+            first = {}
+            for i, h in enumerate(inp.content_hashes):
+                if h and not is_new[i]:
+                    first.setdefault(h, i)
+            for i in new:
+                h = inp.content_hashes[i]
+                if h:
+                    if h in first and first[h] != i:
+                        hash_pairs.append((first[h], int(i)))
+                    else:
+                        first.setdefault(h, int(i))
+        stats, errors = {}, {}
+
+        def stored(rows):
+            """Signatures the earlier runs kept for these earlier rows (same file content)."""
+            rows = [int(r) for r in rows]
+            if signatures is None or not use_pixels or not rows:
+                return {}
+            hashes = inp.content_hashes
+            got = signatures.read([inp.ids[r] for r in rows],
+                                  [hashes[r] for r in rows] if hashes is not None else None)
+            return {r: got[inp.ids[r]] for r in rows if inp.ids[r] in got}
+
+        if not use_pixels:
+            verified = [tuple(x) for x in pairs]
+        elif len(pairs):
+            # earlier partners come from the stored signatures; the images decoded here are
+            # (nearly all) new ones, whose quality is measured from the same decode
+            cached = stored(sorted({int(x) for x in pairs.ravel() if not is_new[x]}))
+            verified, stats, errors = self._pixel_verify(inp, pairs, p, None, cached=cached)
+            verified += self._vector_fallback(inp, pairs, errors, min_sim, p, {})
+            summary["duplicates_images"] = dict(inp.shared.dup_decoded or dict(
+                decoded=len(np.unique(pairs)), from_store=0, decoded_after_all=0))
+        else:
+            verified = []
+        verified = [(int(x), int(y)) for x, y in list(verified) + hash_pairs]
+        # earlier items involved, and the members of their stored groups
+        involved = sorted({x for e in verified for x in e if not is_new[x]})
+        gid_of = dict(zip(involved, read(np.array(involved, np.int64), ["vc_dup_group"])
+                          ["vc_dup_group"])) if involved else {}
+        gids = sorted({g for g in gid_of.values() if g})
+        group_rows = read_groups(gids) if gids else []
+        rows = sorted({x for e in verified for x in e} | {r_ for r_, _ in group_rows} | set(
+            int(i) for i in new))
+        pos = {r_: j for j, r_ in enumerate(rows)}
+        uf = UnionFind(len(rows))
+        for x, y in verified:
+            uf.union(pos[x], pos[y])
+        first_of = {}
+        for r_, g in group_rows:
+            if g in first_of:
+                uf.union(pos[first_of[g]], pos[r_])
+            else:
+                first_of[g] = r_
+        comp = {}
+        for r_ in rows:
+            comp.setdefault(uf.find(pos[r_]), []).append(r_)
+        missing = [r_ for mem in comp.values() if len(mem) > 1 for r_ in mem if r_ not in stats]
+        stats.update({r_: v[1] for r_, v in stored([r_ for r_ in missing if not is_new[r_]]).items()})
+        missing = [r_ for r_ in missing if r_ not in stats]
+        if missing and use_pixels:
+            more, _ = pixels.map_items(keep_stats, missing, inp.filepaths, inp.boxes)
+            stats.update(more)
+        keep_key = keep_rule(inp, stats)
+        stored_gid = {r_: g for r_, g in group_rows}
+        changed = 0
+        for mem in comp.values():
+            if len(mem) == 1:
+                if is_new[mem[0]]:
+                    put("vc_dup_group", mem, [None])
+                    put("vc_duplicate", mem, [False])
+                continue
+            keep = min(mem, key=keep_key)
+            gid = str(inp.ids[keep])
+            # new members, and earlier members whose group changed (the group id is the kept
+            # item's id, so an unchanged id means unchanged values)
+            write = [m for m in mem if is_new[m] or stored_gid.get(m, gid_of.get(m)) != gid]
+            changed += sum(not is_new[m] for m in write)
+            put("vc_dup_group", write, [gid] * len(write))
+            put("vc_duplicate", write, [m != keep for m in write])
+        ctx.errors.update(errors)
+        summary["duplicates_regrouped_earlier_items"] = int(changed)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec,
-                   jsonable, logistic, report)
+from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
+                   IssueSpec, jsonable, logistic, report)
 
 
 # L-BFGS stops when the loss improves by less than this (relative): the flags and suggested
@@ -247,3 +247,36 @@ class MislabelsAnalyzer(Analyzer):
         return AnalysisResult(fields=dict(vc_mislabel=vals,
                                           vc_suggested_label=[names[j] for j in sugg]),
                               summary=jsonable(summary))
+
+    def missing_state(self, details: dict, classes: list) -> str | None:
+        from .outliers import support_missing
+
+        why = support_missing(details, classes)
+        if why or len(classes) < 2:
+            return why
+        st = (details.get(self.name) or {}).get("state") or {}
+        if list(st.get("classes") or []) != list(classes):
+            return "the label classes changed"
+        return None
+
+    def update(self, ctx: IncrementalInput, p: dict) -> None:
+        """The earlier run's classifier (PCA + softmax of its last fold) and a kNN vote."""
+        C = len(ctx.classes)
+        if C < 2:
+            return
+        from .. import knn as _knn
+        from .outliers import incremental_confidence
+
+        st = ctx.state(self.name)
+        new, y = ctx.new, ctx.codes[ctx.new]
+        X = _knn.project(ctx.inp.vectors[new], decode(st["pca_mean"]), decode(st["pca_comps"]))
+        P_lr = (predict_softmax(decode(st["model"]).astype(np.float64), X, C)
+                if st.get("model") else np.full((len(new), C), 1.0 / C))
+        kk = int(p["mislabel_k"])
+        P_knn = vote(ctx.ind[:, :kk], ctx.sim[:, :kk], ctx.codes, C, float(p["mislabel_dup_sim"]))
+        P, conf = mislabel_confidence(P_lr, P_knn, y, p)
+        oc = incremental_confidence(ctx) if p["mislabel_outlier_discount"] else None
+        if oc is not None:
+            conf = conf * (1.0 - np.nan_to_num(oc, nan=0.0))
+        ctx.put("vc_mislabel", new, [float(c) if lab >= 0 else None for c, lab in zip(conf, y)])
+        ctx.put("vc_suggested_label", new, [ctx.classes[j] for j in P.argmax(axis=1)])

@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import pixels
-from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec,
-                   jsonable, logistic, report)
+from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
+                   IssueSpec, jsonable, logistic, report)
 
 
 def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
@@ -156,3 +156,25 @@ class QualityAnalyzer(Analyzer):
 
         return AnalysisResult(fields=dict(vc_blur=col(blur), vc_dark=col(dark), vc_bright=col(bright)),
                               summary=jsonable(summary), errors=errors)
+
+    def update(self, ctx: IncrementalInput, p: dict) -> None:
+        """The new items' pixel statistics against the earlier run's dataset thresholds
+        (statistics the duplicate check measured while it had an image decoded are reused)."""
+        inp, new = ctx.inp, ctx.new
+        side = int(p["quality_max_side"])
+        stats = dict(inp.shared.pixel_stats.get(side, {}))
+        todo = [int(i) for i in new if int(i) not in stats]
+        more, errs = pixels.map_items(lambda rgb: pixel_stats(rgb, side), todo,
+                                      inp.filepaths, inp.boxes)
+        stats.update(more)
+        ctx.errors.update(errs)
+        ok = np.array([int(i) for i in new if int(i) in stats], np.int64)
+        thr = (ctx.details.get(self.name) or {}).get("thresholds")
+        if len(ok) and thr:
+            lo, hi, sp, ss = stat_arrays(stats, ok)
+            for f, vals in zip(self.fields, confidences(lo, hi, sp, ss, thr, p)):
+                ctx.put(f, ok, [float(x) for x in vals])
+        for f in self.fields:
+            col = ctx.values.setdefault(f, {})
+            for r in new:
+                col.setdefault(int(r), None)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, jsonable, report
+from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
+                   jsonable, report)
 
 
 QUANTILES = 1001
@@ -55,3 +56,14 @@ class UniquenessAnalyzer(Analyzer):
             state=dict(dist_quantiles=np.quantile(dist, np.linspace(0, 1, QUANTILES)).tolist()))
         return AnalysisResult(fields=dict(vc_uniqueness=q.astype(float).tolist()),
                               summary=jsonable(summary))
+
+    def missing_state(self, details: dict, classes: list) -> str | None:
+        if not (details.get(self.name) or {}).get("state"):
+            return "the earlier run kept no uniqueness calibration"
+        return None
+
+    def update(self, ctx: IncrementalInput, p: dict) -> None:
+        """The new item's weighted neighbour distance on the earlier run's quantiles."""
+        q = ctx.state(self.name)["dist_quantiles"]
+        dist = raw_distance(ctx.sim[:, :int(p["uniqueness_k"])], p["uniqueness_decay"])
+        ctx.put("vc_uniqueness", ctx.new, place(dist, q).astype(float).tolist())
