@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from .analyzers import ISSUES
 
+#: the issues a clean-up drops by name: all but the duplicate copies, which ``drop_duplicates``
+#: drops (every group keeps one)
+DROPPABLE_ISSUES = tuple(i for i, spec in ISSUES.items() if spec.field != "vc_duplicate")
 #: the built-in sample fields that never name a split
 _NOT_SPLITS = {"id", "filepath", "tags", "metadata", "created_at", "last_modified_at"}
 
