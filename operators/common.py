@@ -1,9 +1,10 @@
-"""Shared bits of the operators: form helpers, input checks, progress from a worker thread.
+"""Shared non-form bits of the operators: the messages they show, field lookups, input checks,
+progress from a worker thread.
 
 Every check here returns a message that says what to do next; the operators turn it into an
-invalid form property (the App shows the message and keeps the Execute button disabled, and the
-SDK's ``execute_operator`` raises ``ExecutionError("Validation error. Path: … Reason: <message>")``)
-instead of letting the engine raise a traceback at execution time.
+invalid form property (see :mod:`.forms`: the App shows the message and keeps the Execute
+button disabled, and the SDK's ``execute_operator`` raises ``ExecutionError("Validation error.
+Path: … Reason: <message>")``) instead of letting the engine raise a traceback at execution time.
 """
 from __future__ import annotations
 
@@ -11,49 +12,45 @@ import queue
 import threading
 import traceback
 
-import fiftyone.core.fields as fof
 import fiftyone.core.labels as fol
-import fiftyone.operators.types as types
 
-MODEL_CHOICES = [
-    ("demo", "demo — offline model shipped with the plugin (Fashion-MNIST CLIP)"),
-    ("ViT-B-32", "ViT-B-32 — OpenAI CLIP architecture (needs its pretrained weights)"),
-    ("ViT-B-16", "ViT-B-16"),
-    ("ViT-L-14", "ViT-L-14"),
-]
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
+# ----------------------------------------------------------------------------- messages
+# the labels of the operators that other operators' messages send the user to
+COMPUTE_EMBEDDINGS = "Visual Curation: compute embeddings"
+RUN_ANALYSES = "Visual Curation: run analyses"
+EXTRACT_CORE_FRAMES = "Visual Curation: extract core frames"
 
-# ----------------------------------------------------------------------------- field choices
+NO_DATASET = "Open a dataset first"
+#: ``.format(what=...)``: "samples", or "videos"
+EMPTY_TARGET = ("The target is empty: choose a target (dataset, current view or selected "
+                "samples) that has {what}.")
+VIDEO_DATASET = (f"Video dataset: run '{EXTRACT_CORE_FRAMES}' first, then run this on the "
+                 "core-frames dataset.")
+NO_ISSUES = f"No 'vc_issues' field yet: run '{RUN_ANALYSES}' first."
+
+
+def missing_embeddings_message(patches_field=None, need_clip=False):
+    what = "CLIP embeddings" if need_clip else "embeddings"
+    target = f" of the objects in {patches_field!r}" if patches_field else ""
+    return (f"No {what}{target} on this dataset yet: run '{COMPUTE_EMBEDDINGS}'"
+            f"{' in Object view' if patches_field else ''} first.")
+
+
+def missing_analysis_message(field, analysis):
+    return f"No {field!r} field yet: run '{RUN_ANALYSES}' with '{analysis}' first."
+
+
+# ----------------------------------------------------------------------------- fields
 
 def label_fields(dataset, kinds=(fol.Classification,)):
+    """The sample fields holding ``kinds`` labels (Classification by default), sorted."""
     out = []
     schema = dataset.get_field_schema(embedded_doc_type=None)
     for name, field in schema.items():
         doc = getattr(field, "document_type", None)
         if doc is not None and issubclass(doc, kinds):
-            out.append(name)
-    return sorted(out)
-
-
-def detection_fields(dataset):
-    from ..core.fields import detection_fields as fields
-
-    return fields(dataset)
-
-
-def split_fields(dataset):
-    """Sample fields that can name a split: strings, ints, bools and Classifications (not ours,
-    not the built-ins)."""
-    skip = {"id", "filepath", "tags", "metadata", "created_at", "last_modified_at"}
-    out = []
-    for name, field in dataset.get_field_schema().items():
-        if name in skip or name.startswith("vc_") or name.startswith("_"):
-            continue
-        if isinstance(field, (fof.StringField, fof.IntField, fof.BooleanField)):
-            out.append(name)
-        elif isinstance(field, fof.EmbeddedDocumentField) and issubclass(
-                field.document_type, fol.Classification):
             out.append(name)
     return sorted(out)
 
@@ -90,84 +87,7 @@ def has_sample_field(dataset, name):
         return False
 
 
-# ----------------------------------------------------------------------------- form helpers
-
-def add_choice(inputs, name, choices, label, description=None, default=None, required=False,
-               extra=()):
-    """A dropdown. ``extra``: values accepted without being offered (so that a wrong value
-    reaches the operator's own check, which explains it, rather than "Invalid enum value")."""
-    dd = types.Dropdown(label=label, description=description)
-    for c in choices:
-        if isinstance(c, tuple):
-            dd.add_choice(c[0], label=c[1])
-        else:
-            dd.add_choice(c, label=c)
-    values = dd.values() + [v for v in extra if v not in dd.values()]
-    return inputs.enum(name, values, default=default, required=required, label=label,
-                       description=description, view=dd)
-
-
-def error_form(inputs, message, label="Cannot run yet"):
-    """Shows ``message`` and makes the form invalid (the Execute button stays disabled)."""
-    inputs.view("vc_error", types.Error(label=label, description=message))
-    prop = inputs.str("vc_blocker", required=True, view=types.HiddenView())
-    prop.invalid = True
-    prop.error_message = message
-    return prop
-
-
-def invalid(inputs, prop, message, label="Check this input"):
-    """Marks one property invalid with ``message`` and shows the message under the form."""
-    prop.invalid = True
-    prop.error_message = message
-    inputs.view(f"vc_error_{len(inputs.properties)}", types.Error(label=label,
-                                                                 description=message))
-    return prop
-
-
-def delegation_choice(inputs, ctx, default_delegate=False):
-    """The Brain-style "run now / delegate" radio."""
-    choices = types.RadioGroup(orientation="horizontal")
-    choices.add_choice(False, label="Run now",
-                       description="Run in the App (keep this tab open)")
-    choices.add_choice(True, label="Delegate",
-                       description="Queue for an orchestrator: `fiftyone delegated launch`")
-    inputs.bool("delegate", default=default_delegate, label="Execution", view=choices)
-
-
-def resolve_delegation(ctx):
-    """The form's "run now / delegate" choice; an SDK call's ``request_delegation=True`` wins.
-
-    None (no choice made) leaves both modes open: FiftyOne forces immediate-only (or
-    delegated-only) execution whenever ``resolve_delegation`` returns a bool.
-    """
-    if ctx.requesting_delegated_execution:
-        return True
-    delegate = ctx.params.get("delegate")
-    return None if delegate is None else bool(delegate)
-
-
 # ----------------------------------------------------------------------------- checks
-
-def embeddings_runs(dataset, patches_field=None, need_clip=False):
-    """Run configs of this dataset's embeddings of one view kind (``need_clip``: only those made
-    by a CLIP model, which can embed text and images)."""
-    from ..core.similarity import embeddings_runs as runs
-
-    return runs(dataset, patches_field, need_text=need_clip)
-
-
-def missing_embeddings_message(patches_field=None, need_clip=False):
-    what = "CLIP embeddings" if need_clip else "embeddings"
-    target = f" of the objects in {patches_field!r}" if patches_field else ""
-    return (f"No {what}{target} on this dataset yet: run 'Visual Curation: compute embeddings'"
-            f"{' in Object view' if patches_field else ''} first.")
-
-
-def missing_analysis_message(field, analysis):
-    return (f"No {field!r} field yet: run 'Visual Curation: run analyses' with "
-            f"'{analysis}' first.")
-
 
 def field_conflict(dataset, names, prefix=""):
     """The message of a user's own field blocking one Visual Curation writes, else None."""
@@ -199,26 +119,14 @@ def checkpoint_problem(model, pretrained):
     return None
 
 
-def declare_issue_list_type(dataset, path="vc_issues"):
-    """Workaround for a core quirk: ``analyze`` writes ``vc_issues`` with ``set_values``, which
-    infers the field from its first non-None value; when the first sample has no issue that is
-    ``[]`` and the field becomes an untyped ``ListField``, which the App files under "OTHER"
-    and cannot filter. Declares its element type (strings) from the data, keeping the Visual
-    Curation mark and description. Never raises."""
-    import fiftyone.core.fields as fof
-
-    from ..core import fields as vcf
-
-    try:
-        field = dataset.get_field(path)
-        if not isinstance(field, fof.ListField) or field.field is not None:
-            return False
-        description = field.description
-        dataset.add_dynamic_sample_fields(fields=path)
-        vcf.mark(dataset, path, description)
-        return dataset.get_field(path).field is not None
-    except Exception:  # noqa: BLE001 - the analysis itself succeeded
-        return False
+def number_problem(value, lo, hi=None, integer=False, subject="The value"):
+    """``"<subject> must be a [whole ]number from lo to hi"`` (``≥ lo`` without ``hi``) when
+    ``value`` is not such a number (a bool is not), else None."""
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if ok and not isinstance(value, bool) and lo <= value and (hi is None or value <= hi):
+        return None
+    what = f"{subject} must be a {'whole ' if integer else ''}number"
+    return f"{what} ≥ {lo}" if hi is None else f"{what} from {lo} to {hi}"
 
 
 # ----------------------------------------------------------------------------- progress

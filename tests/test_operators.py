@@ -173,7 +173,8 @@ def test_compute_and_analyse_through_the_operators(analysed):
         assert ds.has_sample_field(f), f
     issues = ds.get_field("vc_issues")
     assert issues.description and issues.info.get("visual_curation")
-    # typed, so that the App's sidebar can filter it (see operators.common)
+    # typed by the engine (the analyzers' FieldSpec kind, declared by core.fields), so that
+    # the App's sidebar can filter it
     assert isinstance(issues.field, fo.StringField)
     assert len(ds.exists("vc_uniqueness")) == len(ds)
     # the planted defects are found
