@@ -1,7 +1,10 @@
 """The cluster panel: the dataset as a grid of cluster previews.
 
-Everything it shows comes from :mod:`.logic` (plain functions over the App's current view);
-this module only turns those dicts into App components and wires the events.
+Everything it shows comes from plain functions over the App's current view, one module per
+concern: :mod:`.stored` (what the analysis stored, what is computed), :mod:`.statistics` (health
+summary, per-cluster counts), :mod:`.cards` (a page of cards), :mod:`.thumbnails`,
+:mod:`.actions` (what the card buttons do) and :mod:`.views`; :mod:`.cache` keeps the results.
+This module only turns those dicts into App components and wires the events.
 
 Panel state (``ctx.panel.state``): the widgets keep their own values (``footer.level`` 1
 loosest … 5 strictest, ``controls.sort``, ``controls.mode`` ``"images"``/``"objects"``,
@@ -13,86 +16,16 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 import time
-from collections import OrderedDict
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import logic
+from ..core.analyzers import LEVELS
+from . import actions, cache, statistics, stored, views
+from .cards import SORTS, build_cards
 
 logger = logging.getLogger(__name__)
-
-# Aggregates are cached in-process, keyed on the view, the analysis run and the samples' data
-# version (``logic.data_version``: any added/deleted/edited/tagged sample changes it), so a
-# cached value is never stale; the TTL only bounds how long unused entries are kept. This
-# collapses the App's event bursts (three "view changed" per view change, two per slider
-# move: the panel renders after each) into one query, and, with the other granularities
-# computed in the background after the first render, makes a knob move a cache hit.
-CACHE_TTL = 600.0
-CACHE_SIZE = 64
-PREFETCH_DELAY = 0.5
-_CACHE = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_PREFETCHING = set()
-
-
-def _cached(key, fn, ttl=CACHE_TTL):
-    now = time.monotonic()
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and now - hit[0] < ttl:
-            return hit[1]
-    value = fn()
-    _store(key, value)
-    return value
-
-
-def _peek(key, ttl=CACHE_TTL):
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and time.monotonic() - hit[0] < ttl:
-            return hit[1]
-    return None
-
-
-def _store(key, value):
-    with _CACHE_LOCK:
-        _CACHE[key] = (time.monotonic(), value)
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-
-
-def clear_cache():
-    with _CACHE_LOCK:
-        _CACHE.clear()
-
-
-def _prefetch(view, vkey, pf, levels):
-    """Computes the stats of ``levels`` in a background thread (one scan), once per view."""
-    with _CACHE_LOCK:
-        if vkey in _PREFETCHING:
-            return None
-        _PREFETCHING.add(vkey)
-
-    def work():
-        try:
-            for lv, st in logic.levels_stats(view, levels, pf).items():
-                _store(("level", vkey, lv), st)
-        except Exception as e:  # noqa: BLE001 - only an optimisation
-            logger.debug("cluster panel: prefetch failed: %s", e)
-        finally:
-            with _CACHE_LOCK:
-                _PREFETCHING.discard(vkey)
-
-    # started a moment later, so that it does not compete with the render that triggered it
-    t = threading.Timer(PREFETCH_DELAY, work)
-    t.name = "vc-cluster-panel-prefetch"
-    t.daemon = True
-    t.start()
-    return t
 
 
 PLUGIN = "@visual-curation/curation"
@@ -150,14 +83,14 @@ class ClusterPanel(foo.Panel):
         mode = controls.get("mode") if controls.get("mode") in ("images", "objects") else "images"
         pf = None
         if mode == "objects" and ctx.dataset is not None:
-            fields = logic.detection_fields(ctx.dataset)
+            fields = stored.detection_fields(ctx.dataset)
             pf = controls.get("patches_field")
             if pf not in fields:
-                analysed = logic.analysed_patch_fields(ctx.dataset)
+                analysed = stored.analysed_patch_fields(ctx.dataset)
                 pf = (analysed or fields or [None])[0]
         sort = controls.get("sort")
-        return dict(level=logic.clamp_level(footer.get("level") or logic.DEFAULT_LEVEL),
-                    sort=sort if sort in logic.SORTS else "size",
+        return dict(level=stored.clamp_level(footer.get("level") or stored.DEFAULT_LEVEL),
+                    sort=sort if sort in SORTS else "size",
                     page=max(0, _int(st.get("page"), 0)), mode=mode, patches_field=pf,
                     tag=(controls.get("tag") or "").strip())
 
@@ -165,7 +98,7 @@ class ClusterPanel(foo.Panel):
         ctx.panel.state.set({
             "page": 0, "base_view": None, "applied": None, "selected": None,
             "controls": {"mode": "images", "sort": "size", "patches_field": None, "tag": ""},
-            "footer": {"level": logic.DEFAULT_LEVEL},
+            "footer": {"level": stored.DEFAULT_LEVEL},
         })
 
     def _ours(self, ctx):
@@ -173,7 +106,7 @@ class ClusterPanel(foo.Panel):
         applied = ctx.panel.state.get("applied")
         if not applied:
             return False
-        return logic.stage_signature(ctx.request_params.get("view")) == applied
+        return views.stage_signature(ctx.request_params.get("view")) == applied
 
     def _base_view(self, ctx):
         """The view the cards are counted on: the App's view, or, while a cluster opened from
@@ -189,10 +122,10 @@ class ClusterPanel(foo.Panel):
                     base = fosv.get_view(ctx.dataset, stages=stages, filters=filters)
                 else:
                     base = fov.DatasetView._build(ctx.dataset, stages)
-                return logic.source_collection(base)
+                return views.source_collection(base)
             except Exception as e:  # noqa: BLE001
                 logger.warning("cluster panel: cannot rebuild the base view: %s", e)
-        return logic.source_collection(ctx.view)
+        return views.source_collection(ctx.view)
 
     # ---------------------------------------------------------------------------- events
 
@@ -225,10 +158,10 @@ class ClusterPanel(foo.Panel):
         ctx.panel.state.page = max(0, _int(ctx.params.get("page"), 0))
 
     def _apply(self, ctx, view, selected):
-        patch = {"applied": logic.stage_signature(logic.serialize_view(view)),
+        patch = {"applied": views.stage_signature(views.serialize_view(view)),
                  "selected": selected}
         if not self._ours(ctx):
-            patch["base_view"] = logic.serialize_view(logic.source_collection(ctx.view))
+            patch["base_view"] = views.serialize_view(views.source_collection(ctx.view))
         ctx.panel.state.set(patch)
         ctx.ops.set_view(view)
 
@@ -236,7 +169,7 @@ class ClusterPanel(foo.Panel):
         s = self._state(ctx)
         cid = ctx.params.get("cluster")
         level = ctx.params.get("level", s["level"])
-        view = logic.cluster_view(self._base_view(ctx), level, cid, s["patches_field"])
+        view = actions.cluster_view(self._base_view(ctx), level, cid, s["patches_field"])
         self._apply(ctx, view, {"id": cid, "level": level, "action": "show",
                                 "mode": s["mode"]})
 
@@ -245,8 +178,8 @@ class ClusterPanel(foo.Panel):
         cid = ctx.params.get("cluster")
         level = ctx.params.get("level", s["level"])
         try:
-            view = logic.similar_view(self._base_view(ctx), level, cid, s["patches_field"],
-                                      count=ctx.params.get("count"))
+            view = actions.similar_view(self._base_view(ctx), level, cid, s["patches_field"],
+                                        count=ctx.params.get("count"))
         except Exception as e:  # noqa: BLE001
             ctx.ops.notify(f"Find similar failed: {e}", variant="error")
             return
@@ -257,9 +190,9 @@ class ClusterPanel(foo.Panel):
         s = self._state(ctx)
         cid = ctx.params.get("cluster")
         level = ctx.params.get("level", s["level"])
-        tag = s["tag"] or logic.default_tag(level, cid)
-        n = logic.tag_cluster(self._base_view(ctx), level, cid, tag, s["patches_field"])
-        clear_cache()
+        tag = s["tag"] or actions.default_tag(level, cid)
+        n = actions.tag_cluster(self._base_view(ctx), level, cid, tag, s["patches_field"])
+        cache.clear()
         what = "objects" if s["patches_field"] else "samples"
         ctx.ops.notify(f"Tagged {_n(n, what)} of cluster {cid} with '{tag}'",
                        variant="success")
@@ -281,48 +214,29 @@ class ClusterPanel(foo.Panel):
             return types.Property(panel, view=self._root_view())
         s = self._state(ctx)
         view = self._base_view(ctx)
-        det_fields = logic.detection_fields(ctx.dataset)
+        det_fields = stored.detection_fields(ctx.dataset)
         self._controls(ctx, panel, s, det_fields)
 
         pf = s["patches_field"]
         if s["mode"] == "objects" and not pf:
             panel.md("Object view needs a Detections field on the dataset.", name="empty")
             return types.Property(panel, view=self._root_view())
-        state, message = logic.status(view, pf)
+        state, message = stored.status(view, pf)
         if state != "ready":
             self._empty(ctx, panel, message, state, s)
             return types.Property(panel, view=self._root_view())
 
-        vkey = (logic.view_key(view), pf, logic.run_stamp(ctx.dataset, pf),
-                logic.data_version(ctx.dataset))
-        h, stats = self._stats(view, vkey, s["level"], pf)
-        cards = copy.deepcopy(_cached(
+        vkey = (views.view_key(view), pf, stored.run_stamp(ctx.dataset, pf),
+                cache.data_version(ctx.dataset))
+        h, stats = statistics.view_stats(view, vkey, s["level"], pf)
+        cards = copy.deepcopy(cache.cached(
             ("cards", vkey, s["level"], s["sort"], s["page"]),
-            lambda: logic.build_cards(view, s["level"], s["sort"], s["page"], pf,
-                                      stats=stats)))
+            lambda: build_cards(view, s["level"], s["sort"], s["page"], pf, stats=stats)))
         self._health(panel, h, s)
         self._cards(ctx, panel, cards, s)
         self._footer(panel, cards, s)
         logger.debug("cluster panel render: %.1f ms", 1000 * (time.perf_counter() - t0))
         return types.Property(panel, view=self._root_view())
-
-    @staticmethod
-    def _stats(view, vkey, level, pf, prefetch=True):
-        """The health summary and this level's cluster stats: one database scan when they
-        are not cached yet; then the other levels are computed in the background."""
-        h = _peek(("health", vkey))
-        stats = _peek(("level", vkey, level))
-        if stats is None or h is None:
-            stats = logic.levels_stats(view, [level], pf, with_health=h is None)[level]
-            if stats["health"] is not None:
-                h = stats["health"]
-                _store(("health", vkey), h)
-            _store(("level", vkey, level), stats)
-            others = [lv for lv in range(1, logic.LEVELS + 1)
-                      if lv != level and _peek(("level", vkey, lv)) is None]
-            if prefetch and others:
-                _prefetch(view, vkey, pf, others)
-        return h, stats
 
     @staticmethod
     def _root_view():
@@ -343,7 +257,7 @@ class ClusterPanel(foo.Panel):
                 row.enum("patches_field", dd.values(), view=dd,
                          on_change=self.on_patches_field)
         sort = types.Dropdown(label="Sort")
-        for k, lab in logic.SORTS.items():
+        for k, lab in SORTS.items():
             sort.add_choice(k, label=lab)
         row.enum("sort", sort.values(), view=sort, on_change=self.on_sort)
         row.str("tag", label="Tag name",
@@ -353,7 +267,7 @@ class ClusterPanel(foo.Panel):
     def _empty(self, ctx, panel, message, state, s):
         box = panel.v_stack("empty", gap=1, variant="outline", pad=2)
         if not s["patches_field"]:
-            other = logic.analysed_patch_fields(ctx.dataset)
+            other = stored.analysed_patch_fields(ctx.dataset)
             if other:
                 message += (f"  \nThe objects of '{other[0]}' are analysed: choose "
                             "**Object view** above to browse their clusters.")
@@ -418,7 +332,7 @@ class ClusterPanel(foo.Panel):
 
         core_frames = not s["patches_field"] and is_core_frames(ctx.dataset)
         for i, c in enumerate(cards["cards"]):
-            video = (logic.source_video_params(ctx.dataset, c, s["patches_field"])
+            video = (actions.source_video_params(ctx.dataset, c, s["patches_field"])
                      if core_frames else None)
             self._card(grid, i, c, cards, what, sel, video)
 
@@ -481,11 +395,11 @@ class ClusterPanel(foo.Panel):
                   variant="outlined", disabled=cards["page"] >= cards["pages"] - 1,
                   on_click=self.on_page, params={"page": cards["page"] + 1})
         marks = [{"value": k, "label": ("looser" if k == 1 else "stricter"
-                                        if k == logic.LEVELS else str(k))}
-                 for k in range(1, logic.LEVELS + 1)]
+                                        if k == LEVELS else str(k))}
+                 for k in range(1, LEVELS + 1)]
         foot.int("level", label="Granularity",
                  view=types.SliderView(
-                     min=1, max=logic.LEVELS, view_multiple_of=1, label="Granularity",
+                     min=1, max=LEVELS, view_multiple_of=1, label="Granularity",
                      label_position="top", value_label_display="off", value_precision=0,
                      componentsProps={"slider": {"step": 1, "marks": marks},
                                       "item": {"sx": {"flex": "1 1 240px", "maxWidth": "420px",

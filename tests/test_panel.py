@@ -1,7 +1,8 @@
-"""The cluster panel without a browser: its logic (``visual_curation.panels.logic``) on real
-datasets analysed with the offline demo model (real MongoDB and LanceDB), and the panel itself
-executed through FiftyOne's operator API exactly as the App calls it (``__method__`` events,
-panel state in, rendered schema and triggered operations out)."""
+"""The cluster panel without a browser: its logic (``visual_curation.panels``: ``stored``,
+``statistics``, ``cards``, ``thumbnails``, ``actions``) on real datasets analysed with the
+offline demo model (real MongoDB and LanceDB), and the panel itself executed through FiftyOne's
+operator API exactly as the App calls it (``__method__`` events, panel state in, rendered schema
+and triggered operations out)."""
 import json
 import os
 import time
@@ -17,25 +18,31 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 import visual_curation as vc
-from visual_curation.panels import clusters as vcp
-from visual_curation.panels import logic
+from visual_curation.panels import cache
+from visual_curation.panels.actions import MAX_SIMILAR, cluster_view, similar_view, tag_cluster
+from visual_curation.panels.cards import build_cards
+from visual_curation.panels.statistics import HIST_BINS, health, level_stats
+from visual_curation.panels.stored import (analysed_patch_fields, clamp_level, run_stamp, status,
+                                           summaries)
+from visual_curation.panels.thumbnails import ENV_THUMBS, N_THUMBS, THUMB_SIZE
 
 PANEL_URI = "@visual-curation/curation/cluster_panel"
 
 
-def plugin_panel_module():
-    """The module FiftyOne loaded the panel from (the plugin loader imports the plugin under
-    its own package name, so its cache is not ``vcp``'s)."""
+def plugin_cache_module():
+    """The cache module of the copy of the package FiftyOne loaded the panel from (the plugin
+    loader imports the plugin under its own package name, so its cache is not ``cache``)."""
     import sys
 
     import fiftyone.operators as foo
 
-    return sys.modules[type(foo.get_operator(PANEL_URI)).__module__]
+    panels = type(foo.get_operator(PANEL_URI)).__module__.rsplit(".", 1)[0]
+    return sys.modules[f"{panels}.cache"]
 
 
 def clear_caches():
-    vcp.clear_cache()
-    plugin_panel_module().clear_cache()
+    cache.clear()
+    plugin_cache_module().clear()
 
 
 # ------------------------------------------------------------------------------------- fixtures
@@ -43,13 +50,13 @@ def clear_caches():
 @pytest.fixture(scope="module", autouse=True)
 def thumbs_dir(tmp_root):
     """Crop thumbnails go to the test folder, never to the user's FiftyOne config dir."""
-    old = os.environ.get(logic.ENV_THUMBS)
-    os.environ[logic.ENV_THUMBS] = str(tmp_root / "panel-thumbs")
-    yield Path(os.environ[logic.ENV_THUMBS])
+    old = os.environ.get(ENV_THUMBS)
+    os.environ[ENV_THUMBS] = str(tmp_root / "panel-thumbs")
+    yield Path(os.environ[ENV_THUMBS])
     if old is None:
-        os.environ.pop(logic.ENV_THUMBS, None)
+        os.environ.pop(ENV_THUMBS, None)
     else:
-        os.environ[logic.ENV_THUMBS] = old
+        os.environ[ENV_THUMBS] = old
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +92,17 @@ def _cluster_counts(view, level, patches_field=None):
 
 
 def _all_cards(view, level, patches_field=None, sort="size"):
-    first = logic.build_cards(view, level, sort, 0, patches_field, thumbnails=False)
+    first = build_cards(view, level, sort, 0, patches_field, thumbnails=False)
     cards = list(first["cards"])
     for p in range(1, first["pages"]):
-        cards += logic.build_cards(view, level, sort, p, patches_field, thumbnails=False)["cards"]
+        cards += build_cards(view, level, sort, p, patches_field, thumbnails=False)["cards"]
     return first, cards
 
 
 # ------------------------------------------------------------------------------ stored results
 
 def test_summaries_are_read_per_level(fm):
-    stored = logic.summaries(fm.ds)
+    stored = summaries(fm.ds)
     assert sorted(stored) == [1, 2, 3, 4, 5]
     sizes = [len(stored[k]) for k in range(1, 6)]
     assert sizes == sorted(sizes), f"level 1 must be the loosest: {sizes}"
@@ -104,18 +111,18 @@ def test_summaries_are_read_per_level(fm):
         for c in clusters:
             assert c["size"] > 0 and c["representatives"]
             assert len(c["representatives"]) <= c["size"]
-    assert logic.status(fm.ds) == ("ready", None)
+    assert status(fm.ds) == ("ready", None)
 
 
 def test_empty_state_names_the_operators_to_run(fmnist_dataset):
     ds, _ = fmnist_dataset
-    state, msg = logic.status(ds)
+    state, msg = status(ds)
     assert state == "none"
     assert "Visual Curation: compute embeddings" in msg and "run analyses" in msg
     assert msg.index("compute embeddings") < msg.index("run analyses")
     sub = ds.limit(24)
     vc.compute_embeddings(sub, model="demo", progress=False)
-    state, msg = logic.status(ds)
+    state, msg = status(ds)
     assert state == "embeddings"
     assert "Visual Curation: run analyses" in msg and "compute embeddings" not in msg
 
@@ -146,19 +153,19 @@ def test_card_counts_match_the_view(fm, level):
 def test_granularity_changes_the_cards_without_recomputing(fm):
     ds = fm.ds
     before = {f: ds.get_field(f) is not None for f in ("vc_cluster_1", "vc_cluster_5")}
-    n1 = logic.build_cards(ds.view(), 1, thumbnails=False)["clusters"]
-    n5 = logic.build_cards(ds.view(), 5, thumbnails=False)["clusters"]
+    n1 = build_cards(ds.view(), 1, thumbnails=False)["clusters"]
+    n5 = build_cards(ds.view(), 5, thumbnails=False)["clusters"]
     assert n1 < n5
-    assert logic.clamp_level(0) == 1 and logic.clamp_level(9) == 5 and logic.clamp_level("3") == 3
+    assert clamp_level(0) == 1 and clamp_level(9) == 5 and clamp_level("3") == 3
     assert before == {"vc_cluster_1": True, "vc_cluster_5": True}
     # the stored analysis is untouched (same run)
-    assert logic.run_stamp(ds) == logic.run_stamp(ds)
+    assert run_stamp(ds) == run_stamp(ds)
 
 
 def test_card_labels_thumbnails_and_stats(fm):
     ds = fm.ds
-    res = logic.build_cards(ds.view(), 2)
-    stored = {str(c["id"]): c for c in logic.summaries(ds)[2]}
+    res = build_cards(ds.view(), 2)
+    stored = {str(c["id"]): c for c in summaries(ds)[2]}
     labels = dict(zip(*ds.values(["id", "ground_truth.label"])))
     paths = dict(zip(*ds.values(["id", "filepath"])))
     uniq = dict(zip(*ds.values(["id", "vc_uniqueness"])))
@@ -175,7 +182,7 @@ def test_card_labels_thumbnails_and_stats(fm):
         # 4-6 thumbnails: the stored representatives (nearest the centroid), in their order
         reps = stored[str(card["id"])]["representatives"]
         ids = [t["id"] for t in card["thumbs"]]
-        assert ids == [r for r in reps if r in members][:logic.N_THUMBS]
+        assert ids == [r for r in reps if r in members][:N_THUMBS]
         assert min(4, card["count"]) <= len(ids) <= 6
         for t in card["thumbs"]:
             assert t["id"] in members
@@ -189,11 +196,11 @@ def test_card_labels_thumbnails_and_stats(fm):
 
 def test_filtered_out_representatives_are_replaced(fm):
     ds = fm.ds
-    stored = logic.summaries(ds)[1]
+    stored = summaries(ds)[1]
     big = max(stored, key=lambda c: c["size"])
     hide = big["representatives"]
     view = ds.exclude(hide)
-    card = next(c for c in logic.build_cards(view, 1)["cards"] if c["id"] == big["id"])
+    card = next(c for c in build_cards(view, 1)["cards"] if c["id"] == big["id"])
     assert card["thumbs"], "a cluster whose representatives are all filtered out still shows items"
     assert not {t["id"] for t in card["thumbs"]} & set(hide)
     assert set(t["id"] for t in card["thumbs"]) <= set(view.values("id"))
@@ -216,11 +223,11 @@ def test_sort_orders(fm, sort):
 
 def test_pagination_covers_every_cluster_once(fm):
     ds = fm.ds
-    full = logic.build_cards(ds.view(), 5, page_size=1000, thumbnails=False)
+    full = build_cards(ds.view(), 5, page_size=1000, thumbnails=False)
     pages, seen = [], []
     p = 0
     while True:
-        res = logic.build_cards(ds.view(), 5, page=p, page_size=7, thumbnails=False)
+        res = build_cards(ds.view(), 5, page=p, page_size=7, thumbnails=False)
         assert res["page"] == p and len(res["cards"]) <= 7
         seen += [c["id"] for c in res["cards"]]
         pages.append(res)
@@ -229,13 +236,13 @@ def test_pagination_covers_every_cluster_once(fm):
             break
     assert seen == [c["id"] for c in full["cards"]]
     assert len(set(seen)) == len(seen) == full["clusters"]
-    beyond = logic.build_cards(ds.view(), 5, page=10_000, page_size=7, thumbnails=False)
+    beyond = build_cards(ds.view(), 5, page=10_000, page_size=7, thumbnails=False)
     assert beyond["page"] == beyond["pages"] - 1, "a page past the end shows the last one"
 
 
 def test_health_summary(fm):
     ds = fm.ds
-    h = logic.health(ds.view())
+    h = health(ds.view())
     expected = ds.count_values("vc_issues")
     assert h["items"] == len(ds)
     assert {k: v for k, v in h["issues"].items() if v} == {
@@ -243,11 +250,11 @@ def test_health_summary(fm):
     assert h["with_issues"] == len(ds.match(F("vc_issues").length() > 0))
     u = [x for x in ds.values("vc_uniqueness") if x is not None]
     assert sum(h["uniqueness"]["counts"]) == len(u)
-    counts, _, _ = ds.histogram_values("vc_uniqueness", bins=logic.HIST_BINS, range=[0, 1])
+    counts, _, _ = ds.histogram_values("vc_uniqueness", bins=HIST_BINS, range=[0, 1])
     assert abs(sum(abs(a - b) for a, b in zip(h["uniqueness"]["counts"], counts))) <= 2
     assert h["uniqueness"]["mean"] == pytest.approx(float(np.mean(u)), abs=1e-6)
     # one call returns the same numbers as the level scan with health
-    both = logic.level_stats(ds.view(), 3, with_health=True)
+    both = level_stats(ds.view(), 3, with_health=True)
     assert both["health"] == h
 
 
@@ -256,20 +263,20 @@ def test_health_summary(fm):
 def test_cluster_view_keeps_the_filters_and_tagging(fm):
     ds = fm.ds
     base = ds.match(F("ground_truth.label").is_in(["sneaker", "sandal", "ankle boot"]))
-    card = logic.build_cards(base, 2, thumbnails=False)["cards"][0]
-    view = logic.cluster_view(base, 2, card["id"])
+    card = build_cards(base, 2, thumbnails=False)["cards"][0]
+    view = cluster_view(base, 2, card["id"])
     assert len(view) == card["count"]
     assert set(view.values("vc_cluster_2")) == {card["id"]}
     assert set(view.values("ground_truth.label")) <= {"sneaker", "sandal", "ankle boot"}
-    n = logic.tag_cluster(base, 2, card["id"], "panel-test-tag")
+    n = tag_cluster(base, 2, card["id"], "panel-test-tag")
     assert n == card["count"] == ds.count_sample_tags().get("panel-test-tag")
     ds.untag_samples("panel-test-tag")
 
 
 def test_find_similar_from_a_cluster(fm):
     ds = fm.ds
-    card = logic.build_cards(ds.view(), 3, thumbnails=False)["cards"][0]
-    view = logic.similar_view(ds.view(), 3, card["id"], k=40)
+    card = build_cards(ds.view(), 3, thumbnails=False)["cards"][0]
+    view = similar_view(ds.view(), 3, card["id"], k=40)
     ids = view.values("id")
     assert len(ids) == 40
     members = set(ds.match(F("vc_cluster_3") == card["id"]).values("id"))
@@ -283,8 +290,8 @@ def test_find_similar_from_a_cluster(fm):
 def test_object_view_cards_crops_and_patches(objects, thumbs_dir):
     ds = objects
     pf = "ground_truth"
-    assert "ground_truth" in logic.analysed_patch_fields(ds)
-    assert logic.status(ds, pf) == ("ready", None)
+    assert "ground_truth" in analysed_patch_fields(ds)
+    assert status(ds, pf) == ("ready", None)
     n_objects = sum(len(d or []) for d in ds.values("ground_truth.detections"))
     clustered = sum(_cluster_counts(ds, 1, pf).values())
     assert 0 < clustered <= n_objects  # objects too small to embed get no cluster
@@ -293,7 +300,7 @@ def test_object_view_cards_crops_and_patches(objects, thumbs_dir):
         assert first["items"] == clustered
         assert {c["id"]: c["count"] for c in cards} == _cluster_counts(ds, level, pf)
         assert first["kind"] == "objects"
-    res = logic.build_cards(ds.view(), 2, patches_field=pf)
+    res = build_cards(ds.view(), 2, patches_field=pf)
     label_ids = {i for sub in ds.values("ground_truth.detections.id") for i in sub}
     for card in res["cards"]:
         assert card["thumbs"]
@@ -303,18 +310,18 @@ def test_object_view_cards_crops_and_patches(objects, thumbs_dir):
             assert crop.parent.parent == thumbs_dir and crop.exists()
             assert t["url"] == "/media?filepath=" + urllib.parse.quote(str(crop), safe="")
             with Image.open(crop) as im:
-                assert max(im.size) <= logic.THUMB_SIZE
+                assert max(im.size) <= THUMB_SIZE
                 with Image.open(t["filepath"]) as full:
                     assert im.size != full.size, "a crop, not the full image"
     card = res["cards"][0]
-    patches = logic.cluster_view(ds.view(), 2, card["id"], pf)
+    patches = cluster_view(ds.view(), 2, card["id"], pf)
     assert patches._is_patches
     assert len(patches) == card["count"]
     assert set(patches.values("ground_truth.vc_cluster_2")) == {card["id"]}
-    h = logic.health(ds.view(), pf)
+    h = health(ds.view(), pf)
     assert h["items"] == n_objects and h["kind"] == "objects"
     # image view and object view keep their own results
-    assert logic.status(ds)[0] in ("none", "embeddings")
+    assert status(ds)[0] in ("none", "embeddings")
 
 
 # ----------------------------------------------------------------- the panel, as the App runs it
@@ -360,7 +367,7 @@ def test_panel_renders_cards_knob_health_and_actions(fm):
     clear_caches()
     schema, _ = _panel(fm.ds, "on_load")
     blob = _texts(schema)
-    n1 = logic.build_cards(fm.ds.view(), 1, thumbnails=False)
+    n1 = build_cards(fm.ds.view(), 1, thumbnails=False)
     assert f"**{n1['clusters']} clusters** at granularity 1" in blob
     assert blob.count('"ImageView"') >= 4 * min(4, len(n1["cards"]))
     assert '"SliderView"' in blob and '"PlotlyView"' in blob and "Dataset health" in blob
@@ -369,7 +376,7 @@ def test_panel_renders_cards_knob_health_and_actions(fm):
     # moving the knob to "stricter": more clusters, from the stored levels
     clear_caches()
     schema, _ = _panel(fm.ds, "on_level", state={"footer": {"level": 5}}, value=5)
-    n5 = logic.build_cards(fm.ds.view(), 5, thumbnails=False)
+    n5 = build_cards(fm.ds.view(), 5, thumbnails=False)
     assert f"**{n5['clusters']} clusters** at granularity 5" in _texts(schema)
     assert n5["clusters"] > n1["clusters"]
 
@@ -377,7 +384,7 @@ def test_panel_renders_cards_knob_health_and_actions(fm):
 def test_panel_sort_and_pages(fm):
     ds = fm.ds
     clear_caches()
-    by_issues = logic.build_cards(ds.view(), 4, "issues", thumbnails=False)
+    by_issues = build_cards(ds.view(), 4, "issues", thumbnails=False)
     schema, _ = _panel(ds, "on_sort", state={"controls": {"sort": "issues"},
                                             "footer": {"level": 4}}, value="issues")
     blob = _texts(schema)
@@ -388,7 +395,7 @@ def test_panel_sort_and_pages(fm):
     schema, ops = _panel(ds, "on_page", state={"footer": {"level": 4}, "page": 0}, page=1)
     assert any(u == "patch_panel_state" and (p.get("state") or {}).get("page") == 1
                for u, p in ops)
-    page2 = logic.build_cards(ds.view(), 4, "size", 1, thumbnails=False)
+    page2 = build_cards(ds.view(), 4, "size", 1, thumbnails=False)
     blob = _texts(schema)
     assert f"Page 2 / {page2['pages']}" in blob
     assert all(f"**Cluster {c['id']}** —" in blob for c in page2["cards"])
@@ -406,7 +413,7 @@ def test_panel_render_time(fm):
 def test_panel_card_click_sets_the_grid_and_keeps_the_base(fm):
     ds = fm.ds
     base = ds.match(F("ground_truth.label") != "bag")
-    card = logic.build_cards(base, 2, thumbnails=False)["cards"][0]
+    card = build_cards(base, 2, thumbnails=False)["cards"][0]
     schema, ops = _panel(ds, "on_open", view=base, state={"footer": {"level": 2}},
                          cluster=card["id"], level=2)
     sets = [p for u, p in ops if u == "set_view"]
@@ -425,14 +432,14 @@ def test_panel_card_click_sets_the_grid_and_keeps_the_base(fm):
              "base_view": patched["base_view"], "selected": patched["selected"]}
     schema, _ = _panel(ds, "on_change_view", view=grid, state=state)
     blob = _texts(schema)
-    n = logic.build_cards(base, 2, thumbnails=False)["clusters"]
+    n = build_cards(base, 2, thumbnails=False)["clusters"]
     assert f"**{n} clusters** at granularity 2" in blob
     assert f"showing cluster {card['id']}" in blob and "Show all" in blob
 
 
 def test_panel_tag_and_similar_actions(fm):
     ds = fm.ds
-    card = logic.build_cards(ds.view(), 1, thumbnails=False)["cards"][-1]
+    card = build_cards(ds.view(), 1, thumbnails=False)["cards"][-1]
     _, ops = _panel(ds, "on_tag", state={"controls": {"tag": "panel-ui-tag"}},
                     cluster=card["id"], level=1)
     assert ds.count_sample_tags().get("panel-ui-tag") == card["count"]
@@ -442,7 +449,7 @@ def test_panel_tag_and_similar_actions(fm):
     sets = [p for u, p in ops if u == "set_view"]
     assert sets
     grid = fo.DatasetView._build(ds, sets[-1]["view"])
-    assert len(grid) == min(max(50, 2 * card["count"]), logic.MAX_SIMILAR, len(ds))
+    assert len(grid) == min(max(50, 2 * card["count"]), MAX_SIMILAR, len(ds))
 
 
 def test_panel_empty_state(fmnist_dataset):
@@ -482,23 +489,21 @@ def test_panel_render_time_70k():
         _panel(ds, method, state={"footer": {"level": level}}, value=level, **kw)
         return time.perf_counter() - t
 
-    mod = plugin_panel_module()
+    mod = plugin_cache_module()
 
     def settle():
-        while mod._PREFETCHING:
+        while mod.warming():
             time.sleep(0.05)
 
     try:
         cold, hit, miss = [], [], []
         for level in (1, 3, 5):
             settle()
-            mod.clear_cache()
+            mod.clear()
             cold.append(event("on_change_view", level))
             settle()
             hit.append(event("on_level", level % 5 + 1))
-            with mod._CACHE_LOCK:
-                for k in [k for k in mod._CACHE if k[0] in ("level", "cards")]:
-                    del mod._CACHE[k]
+            mod.clear("level", "cards")
             miss.append(event("on_level", level))
             settle()
         med = {k: round(1000 * float(np.median(v))) for k, v in

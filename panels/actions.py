@@ -1,0 +1,73 @@
+"""What the buttons of a cluster card do: **Show** (the cluster's items in the grid), **Tag**,
+**Similar** (the nearest items to the cluster) and, on the core frames of videos, **Video** (the
+source video of the card's first thumbnail)."""
+from __future__ import annotations
+
+from .stored import clamp_level, cluster_key, list_path, stored_clusters
+from .thumbnails import N_THUMBS, first_items
+
+MAX_SIMILAR = 1000
+
+
+def cluster_view(view, level, cluster_id, patches_field=None):
+    """The items of one cluster in ``view`` (its filters kept): samples, or the patches of the
+    cluster's objects in object view."""
+    from fiftyone import ViewField as F
+
+    level = clamp_level(level)
+    name = f"vc_cluster_{level}"
+    if patches_field:
+        return view.filter_labels(patches_field, F(name) == cluster_id).to_patches(patches_field)
+    return view.match(F(name) == cluster_id)
+
+
+def tag_cluster(view, level, cluster_id, tag, patches_field=None):
+    """Tags the cluster's samples (its objects in object view); returns how many were tagged."""
+    from fiftyone import ViewField as F
+
+    level = clamp_level(level)
+    name = f"vc_cluster_{level}"
+    if patches_field:
+        sub = view.filter_labels(patches_field, F(name) == cluster_id)
+        n = sub.count(f"{list_path(view._dataset, patches_field)}")
+        sub.tag_labels(tag, label_fields=[patches_field])
+        return n
+    sub = view.match(F(name) == cluster_id)
+    n = len(sub)
+    sub.tag_samples(tag)
+    return n
+
+
+def default_tag(level, cluster_id):
+    return f"cluster_L{clamp_level(level)}_{cluster_id}"
+
+
+def similar_view(view, level, cluster_id, patches_field=None, k=None, count=None):
+    """The ``k`` items of ``view`` nearest to the cluster's members (the mean of its stored
+    representatives, i.e. about its centroid), nearest first. ``k`` defaults to twice the
+    cluster's size in the view (at least 50, at most 1000)."""
+    from ..core.similarity import find_similar
+
+    level = clamp_level(level)
+    stored = stored_clusters(view._dataset, level, patches_field)
+    reps = (stored.get(cluster_key(cluster_id)) or {}).get("representatives") or []
+    if not reps:
+        first = first_items(view, level, [cluster_id], patches_field, N_THUMBS)
+        reps = [i for i, _, _ in first.get(cluster_id, [])]
+    if not reps:
+        raise ValueError(f"Cluster {cluster_id} has no items in this view")
+    if k is None:
+        count = count if count is not None else len(reps)
+        k = min(max(50, 2 * int(count)), MAX_SIMILAR)
+    return find_similar(view, sample_id=reps, k=int(k), patches_field=patches_field)
+
+
+def source_video_params(dataset, card, patches_field=None):
+    """The ``open_source_video`` params of a card of a core-frames dataset (its first
+    thumbnail's frame), or None: not core frames, object view, or no thumbnail."""
+    from ..core.video import is_core_frames
+
+    thumbs = card.get("thumbs") or []
+    if patches_field or not thumbs or not is_core_frames(dataset):
+        return None
+    return {"frame_id": thumbs[0]["id"]}
