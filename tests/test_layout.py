@@ -17,9 +17,6 @@ ANALYZERS = REPO / "core" / "analyzers"
 MAX_LINES = 550
 #: packages whose modules must stay small
 SMALL = ("operators", "panels")
-#: panels/ is being split by another change (panels/logic.py): its checks are reported, not
-#: enforced, until that lands; remove it from here then
-PENDING = {"panels": "panels/ is being split (panels/logic.py) in another change"}
 #: where the registry's names must not be listed by hand
 CONSUMERS = ("operators", "panels", "core/cli.py")
 
@@ -40,16 +37,9 @@ def _tree(path):
     return ast.parse(path.read_text(), filename=str(path))
 
 
-def _pending(part):
-    """Marks the parametrized case of a package whose fix is pending elsewhere as xfail."""
-    reason = PENDING.get(part)
-    return pytest.param(part, marks=pytest.mark.xfail(reason=reason, strict=False)) if reason \
-        else part
-
-
 # ------------------------------------------------------------------------------ (a) size
 
-@pytest.mark.parametrize("package", [_pending(p) for p in SMALL])
+@pytest.mark.parametrize("package", SMALL)
 def test_no_module_over_the_line_limit(package):
     big = {_rel(f): n for f in _modules(package)
            if (n := len(f.read_text().splitlines())) > MAX_LINES}

@@ -16,7 +16,7 @@ from test_video import FPS, _stamp, videos  # noqa: F401 - the fixture
 
 import visual_curation as vc
 from visual_curation.core import config as cfg
-from visual_curation.panels import logic
+from visual_curation.panels.actions import source_video_params
 
 REPO = Path(__file__).resolve().parents[1]
 URI = "@visual-curation/curation"
@@ -238,7 +238,7 @@ def test_cluster_cards_of_core_frames_link_to_their_video(video_ds):
     frames = vc.extract_core_frames(video_ds)
     fid = frames.first().id
     card = {"id": 0, "thumbs": [{"id": fid, "url": "x"}, {"id": "other", "url": "y"}]}
-    assert logic.source_video_params(frames, card) == {"frame_id": fid}
-    assert logic.source_video_params(frames, {"thumbs": []}) is None
-    assert logic.source_video_params(frames, card, patches_field="ground_truth") is None
-    assert logic.source_video_params(video_ds, card) is None
+    assert source_video_params(frames, card) == {"frame_id": fid}
+    assert source_video_params(frames, {"thumbs": []}) is None
+    assert source_video_params(frames, card, patches_field="ground_truth") is None
+    assert source_video_params(video_ds, card) is None
