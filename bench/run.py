@@ -10,7 +10,8 @@ model's cost), video (core-frame extraction vs raw decode), fmnist70k (all of Fa
 analyze vs the Brain), scale (a million synthetic vectors: time, memory, recall, latency;
 bench/scale.py), reliability (the reliability tests run for real: broken files,
 SIGKILLs during embedding and during analysis) and nopixels (100,000 vectors whose files cannot be
-read: copies grouped from the vectors alone, bench/nopixels.py)."""
+read: copies grouped from the vectors alone, bench/nopixels.py), knn (our IVF graph vs faiss,
+bench/knn_peers.py) and cuts (scene cuts vs PySceneDetect, bench/video_cuts.py)."""
 import argparse
 import os
 import platform
@@ -266,6 +267,23 @@ def section_clusters(quick):
             "levels; the others are flat clusterings at the given count.\n\n" + "\n".join(out))
 
 
+def section_knn(quick):
+    import knn_peers
+
+    rs = [knn_peers.run(n) for n in ((50_000,) if quick else (100_000, 300_000))]
+    return ("kNN graph: ours vs faiss", knn_peers.__doc__.split("\n\n")[0].replace("\n", " ")
+            + " Same process, one after the other; faiss uses both cores (OpenMP).\n\n"
+            + knn_peers.table(rs))
+
+
+def section_cuts(quick):
+    import video_cuts
+
+    r = video_cuts.run(6 if quick else 24, seed=int(time.time()) % 1000)
+    return ("Scene cuts: ours vs PySceneDetect", video_cuts.__doc__.split("\n\n")[0].replace(
+        "\n", " ") + "\n\n" + video_cuts.table(r))
+
+
 def section_nopixels(quick):
     import nopixels
 
@@ -277,7 +295,8 @@ def section_nopixels(quick):
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
             "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
-            "reliability": section_reliability, "nopixels": section_nopixels}
+            "reliability": section_reliability, "nopixels": section_nopixels,
+            "knn": section_knn, "cuts": section_cuts}
 
 
 def main():

@@ -42,6 +42,7 @@ class _Scene:
 @dataclass
 class VideoResult:
     core_frames: list = field(default_factory=list)  # [(t_ms, frame_no, bgr, scene, change)]
+    scene_starts_ms: list = field(default_factory=list)  # where each scene was detected
     decoded: int = 0
     duration_s: float = 0.0
     error: str | None = None
@@ -92,7 +93,7 @@ def scan_video(path, **params):
         scenes: list[_Scene] = []
         frame_no = -1
         last_ms = 0.0
-        min_gap_ms = max(60_000.0 / max(p["max_per_minute"], 1), p["min_scene_seconds"] * 1000)
+        min_gap_ms = p["min_scene_seconds"] * 1000
         while True:
             ok = cap.grab()
             if not ok:
@@ -130,6 +131,8 @@ def scan_video(path, **params):
         if res.decoded == 0:
             res.error = "no decodable frames (zero-length or corrupt video)"
             return res
+        scenes = _cap_per_minute(scenes, int(p["max_per_minute"]))
+        res.scene_starts_ms = [sc.start_ms for sc in scenes]
         for i, sc in enumerate(scenes):
             if sc.best is not None:
                 _, bgr, t_ms, fno = sc.best
@@ -140,6 +143,32 @@ def scan_video(path, **params):
         return res
     finally:
         cap.release()
+
+
+def _cap_per_minute(scenes, cap):
+    """At most ``cap`` scenes start in each minute of video: the weakest cuts of a minute
+    over the cap are undone (their scene joins the one before; the sharper representative
+    stays)."""
+    cap = max(int(cap), 1)
+    by_minute = {}
+    for i, sc in enumerate(scenes):
+        by_minute.setdefault(int(sc.start_ms // 60_000), []).append(i)
+    drop = set()
+    for rows in by_minute.values():
+        movable = [i for i in rows if i > 0]
+        over = len(rows) - cap
+        if over > 0:
+            drop.update(sorted(movable, key=lambda i: scenes[i].change)[:over])
+    out = []
+    for i, sc in enumerate(scenes):
+        if i in drop and out:
+            prev = out[-1]
+            prev.frames += sc.frames
+            if sc.best is not None and (prev.best is None or sc.best[0] > prev.best[0]):
+                prev.best = sc.best
+        else:
+            out.append(sc)
+    return out
 
 
 def core_frames_name(video_dataset):

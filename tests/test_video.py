@@ -115,3 +115,17 @@ def test_extract_core_frames_dataset_and_shared_scene_duplicates(videos, tmp_pat
                 ds = fo.load_dataset(n)
                 vc.delete_run(ds)
                 ds.delete()
+
+
+def test_short_scenes_are_kept_and_the_cap_keeps_the_strongest_cuts(tmp_path):
+    """Scenes of 1.2 s each (shorter than 60 s / max_per_minute) are all found; a lower cap
+    keeps that many core frames in the minute."""
+    imgs = [_stamp(i) for i in range(6)]
+    frames = []
+    for i, img in enumerate(imgs):
+        frames += _scene(img, 1.2, ["pan", "zoom", "static"][i % 3])
+    path = str(_write(tmp_path / "short_scenes.avi", frames))
+    assert len(vcv.scan_video(path).scene_starts_ms) == 6
+    capped = vcv.scan_video(path, max_per_minute=3)
+    assert len(capped.scene_starts_ms) == len(capped.core_frames) == 3
+    assert capped.scene_starts_ms[0] == 0.0
