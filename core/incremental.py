@@ -88,8 +88,11 @@ def missing_state(names, details, classes):
     """Why the earlier run's summaries cannot place new items (None if they can): the first
     reason any of the analyses ``names`` gives."""
     from .analyzers import REGISTRY
+    from .analyzers.base import Analyzer
 
     for name in names:
+        if type(REGISTRY[name]).update is Analyzer.update:
+            return f"{name} has no incremental update"
         why = REGISTRY[name].missing_state(details, classes)
         if why:
             return why
