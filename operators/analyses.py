@@ -92,18 +92,10 @@ def analysis_settings(ctx):
 class RunAnalyses(forms.LongRunOperator):
     form_label = "Run analyses"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="run_analyses",
-            label=oc.RUN_ANALYSES,
-            description=f"{_and(ANALYSES).capitalize()} → vc_ fields (filter the sidebar by "
-                        f"{ISSUES_FIELD.name})",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+    op_name = "run_analyses"
+    op_label = oc.RUN_ANALYSES
+    op_description = (f"{_and(ANALYSES).capitalize()} → vc_ fields (filter the sidebar by "
+                      f"{ISSUES_FIELD.name})")
 
     def form(self, ctx, inputs):
         from ..core.similarity import embeddings_runs

@@ -50,18 +50,10 @@ def embed_settings(ctx):
 class ComputeEmbeddings(forms.LongRunOperator):
     form_label = "Compute embeddings"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="compute_embeddings",
-            label=oc.COMPUTE_EMBEDDINGS,
-            description="CLIP embeddings of images or object crops into LanceDB (incremental: "
-                        "only new or changed files are embedded)",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+    op_name = "compute_embeddings"
+    op_label = oc.COMPUTE_EMBEDDINGS
+    op_description = ("CLIP embeddings of images or object crops into LanceDB (incremental: "
+                      "only new or changed files are embedded)")
 
     def form(self, ctx, inputs):
         view = forms.target_view(ctx, inputs)

@@ -30,7 +30,18 @@ class FormOperator(foo.Operator):
 
 class LongRunOperator(FormOperator):
     """A generator operator that may be delegated, with the form's "run now / delegate" choice
-    (:func:`delegation_choice`)."""
+    (:func:`delegation_choice`). Subclasses set ``op_name``, ``op_label`` and
+    ``op_description``."""
+
+    op_name = op_label = op_description = ""
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name=self.op_name, label=self.op_label, description=self.op_description,
+            dynamic=True,
+            execute_as_generator=True, allow_immediate_execution=True,
+            allow_delegated_execution=True)
 
     def resolve_delegation(self, ctx):
         """The form's choice; an SDK call's ``request_delegation=True`` wins.

@@ -60,18 +60,10 @@ def frames_settings(ctx):
 class ExtractCoreFrames(forms.LongRunOperator):
     form_label = "Extract core frames"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="extract_core_frames",
-            label=oc.EXTRACT_CORE_FRAMES,
-            description="One frame per scene of each video (capped per minute) → a linked image "
-                        "dataset '<dataset>-core-frames' to embed, analyse and search",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+    op_name = "extract_core_frames"
+    op_label = oc.EXTRACT_CORE_FRAMES
+    op_description = ("One frame per scene of each video (capped per minute) → a linked image "
+                      "dataset '<dataset>-core-frames' to embed, analyse and search")
 
     def form(self, ctx, inputs):
         if not forms.has_dataset(ctx, inputs):
@@ -212,7 +204,7 @@ class OpenSourceVideo(forms.FormOperator):
             name="open_source_video",
             label="Visual Curation: open source video",
             description="The video of the core frame open in the modal (or selected), from "
-                        "that frame's time",
+                      "that frame's time",
             dynamic=True,
         )
 
