@@ -13,38 +13,19 @@ from . import config as cfg
 from . import fields as vcf
 from . import runs as vcr
 from . import store as vcs
+from .issues import issue_lists, rederive_issues
 from .similarity import latest_embeddings
 
 logger = logging.getLogger(__name__)
 
-from .analyzers import (ANALYSES, DEFAULT_THRESHOLD, FIELD_SPECS, ISSUES,  # noqa: F401
-                        LABEL_ANALYSES, LEVELS, REGISTRY)
+from .analyzers import (ANALYSES, DEFAULT_THRESHOLD, FIELD_SPECS, ISSUES, LABEL_ANALYSES,
+                        REGISTRY)
 
 LARGE_VALUES = 1 << 28   # above this many vector values, vectors are held as float16
 #: descriptions and declared kinds of every field (declared, so that a field whose values are
 #: all None, "no duplicates found", still exists, is filterable and reads as "analysed")
 DESCRIPTIONS = {f.name: f.description for f in FIELD_SPECS.values()}
 FIELD_TYPES = {f.name: f.kind for f in FIELD_SPECS.values()}
-
-
-def issue_lists(columns, thresholds, rows):
-    """``vc_issues`` of ``rows``: for each, the issues whose field (``columns[field][row]``,
-    fields absent from ``columns`` are skipped) reaches the threshold. Returns ``(lists,
-    counts per issue)``; the counts cover the issues whose field is present."""
-    lists = [[] for _ in rows]
-    counts = {}
-    for name, spec in ISSUES.items():
-        col = columns.get(spec.field)
-        if col is None:
-            continue
-        thr = thresholds[name]
-        n = 0
-        for j, r in enumerate(rows):
-            if spec.hits(col.get(r) if isinstance(col, dict) else col[r], thr):
-                lists[j].append(name)
-                n += 1
-        counts[name] = n
-    return lists, counts
 
 
 def analysis_run_key(patches_field=None):
@@ -256,19 +237,25 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     vcf.check_writable(dataset, fields_written, prefix=prefix, overwrite=overwrite)
 
     run_params = {k: dict(v) for k, v in (params or {}).items()}
-    fingerprint = vcr.params_hash(dict(
+    # what the scores depend on; the fingerprint adds the thresholds (vc_issues only)
+    basis = vcr.params_hash(dict(
         analyses=sorted(names), label_field=label_field, patches_field=patches_field,
-        table=conf["table"], version=store.table.version, thresholds=thresholds,
-        params=run_params, ids=vcr.params_hash(list(ids)),
+        table=conf["table"], version=store.table.version, params=run_params,
+        ids=vcr.params_hash(list(ids)),
         labels=vcr.params_hash(labels) if labels is not None else None))
+    fingerprint = vcr.params_hash(dict(basis=basis, thresholds=thresholds))
     key = analysis_run_key(patches_field)
     prev = vcr.load_config(dataset, key)
-    if not force and prev and prev.get("fingerprint") == fingerprint and all(
-            dataset.has_field(prefix + f) if prefix else dataset.has_sample_field(f)
-            for f in fields_written):
+    have_fields = all(dataset.has_field(prefix + f) if prefix else dataset.has_sample_field(f)
+                      for f in fields_written)
+    if not force and prev and prev.get("fingerprint") == fingerprint and have_fields:
         logger.info("analyze: identical run already on the dataset; nothing to do")
         res = vcr.load_results(dataset, key) or {}
         return dict(res.get("summary", {}), skipped=True)
+    if not force and prev and prev.get("basis") == basis and have_fields and not patches_field:
+        scores = [i.field for i in ISSUES.values() if dataset.has_sample_field(i.field)]
+        return _rederive(sample_collection, key, prev, fingerprint, thresholds, scores,
+                         commit_process, t0)
 
     def sub(lst):
         return None if lst is None else [lst[j] for j in sel]
@@ -279,6 +266,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
                              force)
     if base is not None:
         base["steps"] = dict(steps, **{"check earlier run": time.time() - t})
+        base["basis"] = basis
 
     inp = AnalysisInput(
         ids=list(v_ids),
@@ -351,7 +339,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
         ids=_encode_ids(inp.ids), labels=_labels_hash(inp.labels), at=t0,
         full_items=len(inp), added_since_full=0)
     vcr.save(dataset, key, vcr.METHOD_ANALYSIS,
-             dict(fingerprint=fingerprint, analyses=names, label_field=label_field,
+             dict(fingerprint=fingerprint, basis=basis, analyses=names, label_field=label_field,
                   patches_field=patches_field, embeddings=conf["table"],
                   model=conf.get("model_key"), thresholds=thresholds, params=run_params,
                   fields=[prefix + f for f in out]),
@@ -373,6 +361,22 @@ def _report_pixel_errors(collection, patches_field, errors, summaries, overwrite
     if not patches_field:
         vcf.set_sample_values_by_id(collection._dataset, cfg.ERROR_FIELD, errors,
                                     description=ERROR_DESCRIPTION, overwrite=overwrite)
+
+
+def _rederive(collection, key, prev, fingerprint, thresholds, scores, commit_process, t0):
+    """Only the thresholds changed since the last run: ``vc_issues`` from the stored scores
+    (the fields ``scores``)."""
+    dataset = collection._dataset
+    counts = rederive_issues(collection, scores, thresholds, commit_process)
+    res = vcr.load_results(dataset, key) or {}
+    summary = dict(res.get("summary") or {}, issues=counts, rederived=True,
+                   seconds=round(time.time() - t0, 3))
+    record = {k: v for k, v in prev.items() if k not in ("method", "cls", "type")}
+    vcr.save(dataset, key, vcr.METHOD_ANALYSIS,
+             dict(record, fingerprint=fingerprint, thresholds=thresholds),
+             results=dict(res, summary=summary))
+    logger.info("analyze: thresholds changed; vc_issues re-derived from the stored scores")
+    return summary
 
 
 def _keep_signatures(inp, signatures, replace):
@@ -557,7 +561,8 @@ def _analyze_increment(collection, inp, base, names, params, thresholds, key, fi
     state = dict(base["state"], ids=_encode_ids(inp.ids), labels=_labels_hash(inp.labels),
                  at=t0, added_since_full=base["since"])
     record = {k: v for k, v in base["record"].items() if k not in ("method", "cls", "type")}
-    vcr.save(dataset, key, vcr.METHOD_ANALYSIS, dict(record, fingerprint=fingerprint),
+    vcr.save(dataset, key, vcr.METHOD_ANALYSIS,
+             dict(record, fingerprint=fingerprint, basis=base["basis"]),
              results=dict(summary=summary, details=details, incremental=state))
     logger.info("analyze: incremental, %s", inc)
     return summary

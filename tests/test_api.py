@@ -84,3 +84,24 @@ def test_docstring_examples_run(fmnist_dataset):
                vc.delete_run):
         exec(compile(_example(fn), f"{fn.__name__} docstring", "exec"), ns)
     assert "vc_issues" in ns["removed"]["fields"] and len(ns["view"]) >= 1
+
+
+@pytest.mark.slow
+def test_new_thresholds_rederive_issues_without_analysing_again(fmnist_dataset):
+    """Only the thresholds changed: vc_issues comes from the stored scores (no analysis
+    runs), and equals what a full run with those thresholds writes."""
+    ds, _ = fmnist_dataset
+    vc.compute_embeddings(ds, model="demo")
+    first = vc.analyze(ds, label_field="ground_truth")
+    scores_before = ds.values("vc_mislabel")
+    strict = {"mislabel": 0.9, "blur": 0.2}
+    quick = vc.analyze(ds, label_field="ground_truth", thresholds=strict)
+    assert quick.get("rederived") and "timings" in quick
+    assert ds.values("vc_mislabel") == scores_before        # the scores were not recomputed
+    issues = ds.values("vc_issues")
+    assert quick["issues"]["mislabel"] <= first["issues"]["mislabel"]
+    full = vc.analyze(ds, label_field="ground_truth", thresholds=strict, force=True)
+    assert not full.get("rederived") and ds.values("vc_issues") == issues
+    assert full["issues"] == quick["issues"]
+    again = vc.analyze(ds, label_field="ground_truth", thresholds=strict)
+    assert again.get("skipped")
