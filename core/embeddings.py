@@ -243,8 +243,6 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
     pending_t, pending_meta = [], []
 
     def run_batch():
-        import torch
-
         if not pending_t:
             return
         vecs = lm.embed_tensors(lm.collate(pending_t))

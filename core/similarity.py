@@ -153,7 +153,6 @@ def find_similar(sample_collection, *, text: str | None = None, image=None,
     if dist_field:
         dataset = sample_collection._dataset
         if patches_field:
-            list_path = vcf.label_list_path(dataset, patches_field)
             vcf.set_label_values(sample_collection, patches_field, {dist_field: dict(hits)})
         else:
             vcf.set_sample_values_by_id(dataset, dist_field, dict(hits),

@@ -8,7 +8,6 @@ so an interrupted run leaves the table at its last committed version, never torn
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timezone
 
 import numpy as np

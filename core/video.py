@@ -12,8 +12,6 @@ import os
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from . import config as cfg
 from . import fields as vcf
 from . import images as vci

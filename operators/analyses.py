@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core.analyzers import (ANALYSES, DEFAULT_THRESHOLD, FIELD_SPECS, ISSUES, ISSUES_FIELD,

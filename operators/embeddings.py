@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import common as oc
