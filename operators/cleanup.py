@@ -1,7 +1,6 @@
 """The "delete results" operator: removes what Visual Curation wrote on this dataset."""
 from __future__ import annotations
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import forms
@@ -10,15 +9,10 @@ from . import forms
 class DeleteRun(forms.FormOperator):
     form_label = "Delete Visual Curation results"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="delete_run",
-            label="Visual Curation: delete results",
-            description="Removes exactly the vc_ fields, run records and LanceDB tables of this "
-                        "dataset",
-            dynamic=True,
-        )
+    op_name = "delete_run"
+    op_label = "Visual Curation: delete results"
+    op_description = ("Removes exactly the vc_ fields, run records and LanceDB tables of this "
+                      "dataset")
 
     def form(self, ctx, inputs):
         from ..core import fields as vcf

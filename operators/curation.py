@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core import curation as vcc
@@ -44,15 +43,10 @@ def clean_settings(ctx):
 class CleanDataset(forms.FormOperator):
     form_label = "Clean dataset"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="clean_dataset",
-            label="Visual Curation: clean dataset",
-            description="Drop duplicate copies and samples with chosen issues → a saved view or "
-                        "a new dataset (originals are kept unless you tick the delete box)",
-            dynamic=True,
-        )
+    op_name = "clean_dataset"
+    op_label = "Visual Curation: clean dataset"
+    op_description = ("Drop duplicate copies and samples with chosen issues → a saved view or "
+                      "a new dataset (originals are kept unless you tick the delete box)")
 
     def form(self, ctx, inputs):
         if forms.target_view(ctx, inputs) is None:
@@ -147,15 +141,10 @@ def leakage_settings(ctx):
 class FindLeakage(forms.FormOperator):
     form_label = "Find split leakage"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="find_leakage",
-            label="Visual Curation: find split leakage",
-            description="Near-duplicates that cross splits (a split field or tags): the "
-                        "duplicate groups that span two splits, as the grid",
-            dynamic=True,
-        )
+    op_name = "find_leakage"
+    op_label = "Visual Curation: find split leakage"
+    op_description = ("Near-duplicates that cross splits (a split field or tags): the "
+                      "duplicate groups that span two splits, as the grid")
 
     def form(self, ctx, inputs):
         if forms.target_view(ctx, inputs) is None:

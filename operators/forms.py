@@ -18,6 +18,16 @@ class FormOperator(foo.Operator):
 
     #: the title of the form
     form_label = ""
+    #: the operator's name, its label in the App, and what it does
+    op_name = op_label = op_description = ""
+    #: more ``OperatorConfig`` options
+    config_options: dict = {}
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(name=self.op_name, label=self.op_label,
+                                  description=self.op_description, dynamic=True,
+                                  **self.config_options)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -30,18 +40,10 @@ class FormOperator(foo.Operator):
 
 class LongRunOperator(FormOperator):
     """A generator operator that may be delegated, with the form's "run now / delegate" choice
-    (:func:`delegation_choice`). Subclasses set ``op_name``, ``op_label`` and
-    ``op_description``."""
+    (:func:`delegation_choice`)."""
 
-    op_name = op_label = op_description = ""
-
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name=self.op_name, label=self.op_label, description=self.op_description,
-            dynamic=True,
-            execute_as_generator=True, allow_immediate_execution=True,
-            allow_delegated_execution=True)
+    config_options = dict(execute_as_generator=True, allow_immediate_execution=True,
+                          allow_delegated_execution=True)
 
     def resolve_delegation(self, ctx):
         """The form's choice; an SDK call's ``request_delegation=True`` wins.

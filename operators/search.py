@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core.analyzers import LEVELS
@@ -156,15 +155,10 @@ def similar_settings(ctx):
 class FindSimilar(forms.FormOperator):
     form_label = "Find similar"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="find_similar",
-            label="Visual Curation: find similar",
-            description="Nearest samples to the selected samples or objects, a crop region, an "
-                        "uploaded image or a cluster → the grid, nearest first",
-            dynamic=True,
-        )
+    op_name = "find_similar"
+    op_label = "Visual Curation: find similar"
+    op_description = ("Nearest samples to the selected samples or objects, a crop region, an "
+                      "uploaded image or a cluster → the grid, nearest first")
 
     def form(self, ctx, inputs):
         from ..core.similarity import embeddings_runs
@@ -297,14 +291,9 @@ def text_settings(ctx):
 class TextSearch(forms.FormOperator):
     form_label = "Text search"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="text_search",
-            label="Visual Curation: text search",
-            description="Sort the grid by CLIP similarity to a text prompt",
-            dynamic=True,
-        )
+    op_name = "text_search"
+    op_label = "Visual Curation: text search"
+    op_description = "Sort the grid by CLIP similarity to a text prompt"
 
     def form(self, ctx, inputs):
         from ..core.similarity import embeddings_runs
@@ -365,15 +354,10 @@ def unique_settings(ctx, target):
 class SelectUniques(forms.FormOperator):
     form_label = "Select unique samples"
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="select_uniques",
-            label="Visual Curation: select unique samples",
-            description="Keep the N most unique samples (vc_uniqueness), or those scoring at "
-                        "least a threshold, as the grid (optionally a saved view)",
-            dynamic=True,
-        )
+    op_name = "select_uniques"
+    op_label = "Visual Curation: select unique samples"
+    op_description = ("Keep the N most unique samples (vc_uniqueness), or those scoring at "
+                      "least a threshold, as the grid (optionally a saved view)")
 
     def form(self, ctx, inputs):
         view = forms.target_view(ctx, inputs)

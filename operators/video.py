@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import common as oc
@@ -198,15 +197,10 @@ class OpenSourceVideo(forms.FormOperator):
     #: times the second step re-queues itself while the App is still on the core frames
     MAX_WAIT_STEPS = 40
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="open_source_video",
-            label="Visual Curation: open source video",
-            description="The video of the core frame open in the modal (or selected), from "
-                      "that frame's time",
-            dynamic=True,
-        )
+    op_name = "open_source_video"
+    op_label = "Visual Curation: open source video"
+    op_description = ("The video of the core frame open in the modal (or selected), from "
+                      "that frame's time")
 
     def resolve_placement(self, ctx):
         from ..core.video import is_core_frames
