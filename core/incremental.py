@@ -268,11 +268,11 @@ def extend_run(collection, inp, base, names, params, thresholds, key, fingerprin
     steps = base["steps"]
     signatures = vcs.PixelSignatures(base["table"], uri=base["uri"])
     vals, inc, errors = update(inp, new, old, names, prm, details, read, read_groups,
-                                   progress, steps=steps, signatures=signatures)
+                               progress, steps=steps, signatures=signatures)
     keep_signatures(inp, signatures, replace=False)
     if errors:
         report_pixel_errors(collection, None, {inp.ids[r]: m for r, m in errors.items()},
-                             {}, overwrite)
+                            {}, overwrite)
     t = time.time()
     rows = sorted({r for col in vals.values() for r in col})
     # vc_issues: from the written values; earlier items keep theirs but for "duplicate"
