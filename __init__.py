@@ -14,6 +14,8 @@ if __package__:   # as the package (SDK, plugin loader); pytest also imports thi
     from .core import (  # noqa: F401
         ANALYSES,
         DEMO_MODEL,
+        accept_propagated,
+        accept_suggestions,
         analyze,
         cluster_summaries,
         compute_embeddings,
@@ -23,6 +25,11 @@ if __package__:   # as the package (SDK, plugin loader); pytest also imports thi
         extract_core_frames,
         find_similar,
         import_embeddings,
+        propagate_labels,
+        relabeled,
+        review_batch,
+        set_labels,
+        undo_relabel,
     )
 
 __version__ = "0.1.0"
