@@ -1,7 +1,8 @@
 """App operators: thin wrappers over :mod:`visual_curation.core` and FiftyOne views.
 
 One module per concern: :mod:`.embeddings`, :mod:`.analyses`, :mod:`.search` (find similar, text
-search, most unique), :mod:`.curation` (clean dataset, split leakage), :mod:`.video` (core
+search, most unique), :mod:`.curation` (clean dataset, split leakage), :mod:`.labels` (accept suggested labels,
+undo), :mod:`.propagation` (propagate labels, review, accept, set label), :mod:`.video` (core
 frames, source video), :mod:`.cleanup` (delete results); :mod:`.forms` holds the form pieces they
 share and :mod:`.common` the messages, checks and progress reporting.
 
@@ -19,10 +20,14 @@ from .analyses import RunAnalyses
 from .cleanup import DeleteRun
 from .curation import CleanDataset, FindLeakage
 from .embeddings import ComputeEmbeddings
+from .labels import AcceptSuggestions, UndoRelabel
+from .propagation import AcceptPropagated, PropagateLabels, ReviewPropagated, SetLabel
 from .search import FindSimilar, SelectUniques, TextSearch
 from .video import ExtractCoreFrames, OpenSourceVideo
 
 OPERATORS = [ComputeEmbeddings, RunAnalyses, FindSimilar, TextSearch, SelectUniques,
-             CleanDataset, FindLeakage, ExtractCoreFrames, OpenSourceVideo, DeleteRun]
+             CleanDataset, FindLeakage, AcceptSuggestions, UndoRelabel, PropagateLabels,
+             ReviewPropagated, AcceptPropagated, SetLabel, ExtractCoreFrames, OpenSourceVideo,
+             DeleteRun]
 
 __all__ = ["OPERATORS", *(op.__name__ for op in OPERATORS)]

@@ -1,6 +1,7 @@
 """What the buttons of a cluster card do: **Show** (the cluster's items in the grid), **Tag**,
-**Similar** (the nearest items to the cluster) and, on the core frames of videos, **Video** (the
-source video of the card's first thumbnail)."""
+**Similar** (the nearest items to the cluster), **Fix labels** (the accept-suggestions form for
+the card's flagged mislabels) and, on the core frames of videos, **Video** (the source video of
+the card's first thumbnail)."""
 from __future__ import annotations
 
 from .stored import clamp_level, cluster_key, list_path, stored_clusters
@@ -71,3 +72,16 @@ def source_video_params(dataset, card, patches_field=None):
     if patches_field or not thumbs or not is_core_frames(dataset):
         return None
     return {"frame_id": thumbs[0]["id"]}
+
+
+def fix_labels_params(dataset, patches_field=None):
+    """The ``accept_suggestions`` params of the cards' **Fix labels** button (the card adds its
+    cluster), or None when no mislabels analysis ran in this view kind."""
+    if patches_field:
+        path = f"{list_path(dataset, patches_field)}.vc_suggested_label"
+        if not dataset.has_field(path) and not dataset.count(path):
+            return None
+        return {"kind": "objects", "patches_field": patches_field, "scope": "view"}
+    if not dataset.has_sample_field("vc_suggested_label"):
+        return None
+    return {"kind": "images", "scope": "view"}

@@ -331,12 +331,13 @@ class ClusterPanel(foo.Panel):
         from ..core.video import is_core_frames
 
         core_frames = not s["patches_field"] and is_core_frames(ctx.dataset)
+        fix = actions.fix_labels_params(ctx.dataset, s["patches_field"])
         for i, c in enumerate(cards["cards"]):
             video = (actions.source_video_params(ctx.dataset, c, s["patches_field"])
                      if core_frames else None)
-            self._card(grid, i, c, cards, what, sel, video)
+            self._card(grid, i, c, cards, what, sel, video, fix)
 
-    def _card(self, grid, i, c, cards, what, sel, video=None):
+    def _card(self, grid, i, c, cards, what, sel, video=None, fix=None):
         cid = c["id"]
         params = {"cluster": cid, "level": cards["level"], "count": c["count"]}
         card = grid.v_stack(
@@ -371,6 +372,10 @@ class ClusterPanel(foo.Panel):
         btns.btn("similar", label="Similar", icon="search", on_click=self.on_similar,
                  params=params)
         btns.btn("tag", label="Tag", icon="sell", on_click=self.on_tag, params=params)
+        if fix is not None and c["issues"]:  # the accept-suggestions form, for this card
+            btns.btn("fix", label="Fix labels", icon="spellcheck", prompt=True,
+                     on_click=f"{PLUGIN}/accept_suggestions",
+                     params={**fix, "cluster": cid, "level": cards["level"]})
         if video:  # core frames: the first thumbnail's video, from that frame's time
             btns.btn("video", label="Video", icon="movie",
                      on_click=f"{PLUGIN}/open_source_video", params=video)
