@@ -11,7 +11,8 @@ analyze vs the Brain), scale (a million synthetic vectors: time, memory, recall,
 bench/scale.py), reliability (the reliability tests run for real: broken files,
 SIGKILLs during embedding and during analysis) and nopixels (100,000 vectors whose files cannot be
 read: copies grouped from the vectors alone, bench/nopixels.py), knn (our IVF graph vs faiss,
-bench/knn_peers.py) and cuts (scene cuts vs PySceneDetect, bench/video_cuts.py)."""
+bench/knn_peers.py), cuts (scene cuts vs PySceneDetect, bench/video_cuts.py) and propagation
+(label propagation vs LabelSpreading and 1-NN, bench/propagation.py)."""
 import argparse
 import os
 import platform
@@ -292,11 +293,19 @@ def section_nopixels(quick):
         "\n", " ") + f" Seed {r['seed']}.\n\n" + nopixels.table(r))
 
 
+def section_propagation(quick):
+    import propagation
+
+    r = propagation.run(seed=int(time.time()) % 1000, n_fmnist=2000 if quick else 5000)
+    return ("Label propagation", propagation.__doc__.split("\n\n")[0].replace("\n", " ")
+            + f" Seed {r['seed']}.\n\n" + propagation.table(r))
+
+
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
             "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
             "reliability": section_reliability, "nopixels": section_nopixels,
-            "knn": section_knn, "cuts": section_cuts}
+            "knn": section_knn, "cuts": section_cuts, "propagation": section_propagation}
 
 
 def main():
