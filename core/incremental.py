@@ -206,7 +206,8 @@ def earlier_run(dataset, key, prev, names, label_field, patches_field, conf, thr
     if labels is not None:
         lab_of = dict(zip(ids, labels))
         if labels_hash([lab_of[i] for i in prev_ids]) != state.get("labels"):
-            return full("labels of earlier items changed")
+            return full("labels of earlier items changed, e.g. accepted suggestions: the "
+                        "label analyses learn from every label")
     added = len(v_ids) - len(prev_ids)
     if added <= 0:
         return full("no new items")

@@ -206,3 +206,20 @@ def test_propagation_bad_input_writes_nothing(partly_labelled):
     with pytest.raises(ValueError, match="empty"):
         vc.propagate_labels(ds.limit(0), "ground_truth")
     assert not ds.has_sample_field("vc_propagated")
+
+
+def test_the_next_analyze_says_why_it_runs_in_full(analysed, caplog):
+    import logging
+
+    import visual_curation as vc
+
+    ds, _ = analysed
+    assert vc.accept_suggestions(ds, "ground_truth")["changed"] > 0
+    with caplog.at_level(logging.INFO, logger="visual_curation.core.incremental"):
+        vc.analyze(ds, label_field="ground_truth", analyses=["mislabels"])
+    assert any("full run (labels of earlier items changed" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    # the relabelled samples now agree with their neighbours: most are no longer flagged
+    flagged = vc.relabeled(ds, "ground_truth").match(
+        __import__("fiftyone").ViewField("vc_mislabel") >= 0.5)
+    assert len(flagged) <= 0.5 * len(vc.relabeled(ds, "ground_truth"))
