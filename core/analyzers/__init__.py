@@ -13,6 +13,7 @@ Parameters (``Analyzer.defaults``) have distinct names across analyzers, so one 
 dict can be passed to all of them.
 """
 from .base import AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IssueSpec  # noqa: F401
+from .anomaly import AnomalyAnalyzer
 from .clusters import LEVELS, ClustersAnalyzer
 from .duplicates import DuplicatesAnalyzer
 from .mislabels import MislabelsAnalyzer
@@ -22,7 +23,8 @@ from .uniqueness import UniquenessAnalyzer
 
 REGISTRY: dict[str, Analyzer] = {
     a.name: a for a in (ClustersAnalyzer(), DuplicatesAnalyzer(), UniquenessAnalyzer(),
-                        MislabelsAnalyzer(), OutliersAnalyzer(), QualityAnalyzer())
+                        MislabelsAnalyzer(), OutliersAnalyzer(), AnomalyAnalyzer(),
+                        QualityAnalyzer())
 }
 
 # -- everything else derives from the registry ----------------------------------------------
