@@ -32,9 +32,11 @@ EXPECTED = {
     "uniqueness": ("vc_uniqueness",),
     "mislabels": ("vc_mislabel", "vc_suggested_label"),
     "outliers": ("vc_outlier",),
+    "anomaly": ("vc_anomaly",),
     "quality": ("vc_blur", "vc_dark", "vc_bright"),
 }
-CONFIDENCES = ("vc_uniqueness", "vc_mislabel", "vc_outlier", "vc_blur", "vc_dark", "vc_bright")
+CONFIDENCES = ("vc_uniqueness", "vc_mislabel", "vc_outlier", "vc_anomaly", "vc_blur", "vc_dark",
+               "vc_bright")
 
 
 # --------------------------------------------------------------------------- synthetic data
