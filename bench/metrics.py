@@ -164,6 +164,8 @@ def score_all(fields: dict, names, truth) -> dict:
         m.update(mislabel_pr(fields["vc_mislabel"], names, truth))
     if "vc_outlier" in fields:
         m.update(outlier_auroc(fields["vc_outlier"], names, truth))
+    if "vc_anomaly" in fields:
+        m["anomaly_auroc"] = outlier_auroc(fields["vc_anomaly"], names, truth)["outlier_auroc"]
     q = {k: fields.get(f"vc_{k}") for k in QUALITY}
     if any(v is not None for v in q.values()):
         m.update(quality_f1(q, names, truth))
@@ -181,6 +183,7 @@ TABLE = [
     ("mislabel_precision", "mislabel precision@0.5", 0.80),
     ("mislabel_recall", "mislabel recall@0.5", 0.80),
     ("outlier_auroc", "outlier AUROC", 0.98),
+    ("anomaly_auroc", "anomaly AUROC (no labels)", 0.95),
     ("blur_f1", "blur F1@0.5", 0.95),
     ("dark_f1", "dark F1@0.5", 0.95),
     ("bright_f1", "bright F1@0.5", 0.95),

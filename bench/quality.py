@@ -73,6 +73,56 @@ def run_all(inp, names=None, analyses=None):
     return fields, summaries, errors, times
 
 
+def demo_vectors(paths):
+    """The offline demo CLIP's vectors of the files ``paths`` (rows L2-normalised)."""
+    import numpy as np
+
+    from visual_curation.core import images as vci
+    from visual_curation.core.models import load_model
+
+    lm = load_model("demo", None, "cpu")
+    return np.concatenate([lm.embed_tensors(lm.collate(
+        [lm.prepare(vci.load_image(p)[0]) for p in paths[i:i + 128]]))
+        for i in range(0, len(paths), 128)])
+
+
+def anomaly_vs_peers(vectors, names, truth) -> dict:
+    """AUROC on the planted foreign images, without labels: our ``anomaly`` analysis against
+    scikit-learn's LocalOutlierFactor (n_neighbors=20) and IsolationForest (seed 0), all on
+    the same vectors."""
+    import numpy as np
+    from sklearn.ensemble import IsolationForest
+    from sklearn.neighbors import LocalOutlierFactor
+
+    from visual_curation.core.analyzers import REGISTRY
+    from visual_curation.core.analyzers.base import AnalysisInput
+
+    pos = [bool(truth[n].get("outlier")) for n in names]
+    defect = np.array([bool(truth[n].get("defect")) for n in names])
+    conf = np.array(REGISTRY["anomaly"].run(
+        AnalysisInput(ids=list(names), vectors=vectors)).fields["vc_anomaly"])
+    lof = -LocalOutlierFactor(n_neighbors=20).fit(vectors).negative_outlier_factor_
+    iso = -IsolationForest(random_state=0).fit(vectors).score_samples(vectors)
+    flag = conf >= 0.5
+    return dict(ours=metrics.auroc(conf, pos), lof=metrics.auroc(lof, pos),
+                iforest=metrics.auroc(iso, pos), foreign=int(sum(pos)),
+                recall=float(flag[np.array(pos)].mean()),
+                others_flagged=int(flag[~np.array(pos)].sum()),
+                defect_fp=f"{int(flag[defect].sum())}/{int(defect.sum())}")
+
+
+def anomaly_table(rows: dict) -> str:
+    """``rows``: {(set, model): anomaly_vs_peers(...)} as a Markdown table."""
+    out = ["| set | vectors | foreign | Visual Curation anomaly | LOF | IsolationForest | "
+           "foreign flagged @0.5 | others flagged | defects flagged |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for (col, model), r in rows.items():
+        out.append(f"| {col} | {model} | {r['foreign']} | {r['ours']:.3f} | {r['lof']:.3f} | "
+                   f"{r['iforest']:.3f} | {r['recall']:.0%} | {r['others_flagged']} | "
+                   f"{r['defect_fp']} |")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", default="fmnist:5000,stamps:5000",
@@ -80,17 +130,24 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--root", default="/tmp/vc-bench")
     ap.add_argument("--json", help="write the metrics and timings here")
+    ap.add_argument("--anomaly-only", action="store_true",
+                    help="only the label-free anomaly table (ours vs LOF and IsolationForest, "
+                         "EffNet and demo vectors)")
     a = ap.parse_args()
     root = Path(a.root)
-    results, timing = {}, {}
+    results, timing, anomaly = {}, {}, {}
     for spec in a.sets.split(","):
         source, n = spec.split(":")
         d = build(root, source, int(n), a.seed)
         t = time.perf_counter()
         inp, names, truth = load_input(d)
         t_embed = time.perf_counter() - t
-        fields, summaries, errors, times = run_all(inp)
         col = f"{source}-{len(names)}"
+        anomaly[(col, "EffNet")] = anomaly_vs_peers(inp.vectors, names, truth)
+        anomaly[(col, "demo")] = anomaly_vs_peers(demo_vectors(inp.filepaths), names, truth)
+        if a.anomaly_only:
+            continue
+        fields, summaries, errors, times = run_all(inp)
         results[col] = metrics.score_all(fields, names, truth)
         wall = {k: v for k, v in times.items() if not k.endswith("_cpu")}
         timing[col] = dict(items=len(names), embed_s=round(t_embed, 1),
@@ -98,6 +155,10 @@ def main():
                            total_wall_s=round(sum(wall.values()), 2),
                            total_cpu_s=round(sum(times.values()) - sum(wall.values()), 2))
         print(f"{col}: analyzers {timing[col]}", flush=True)
+    print(f"\nAnomaly AUROC on the planted foreign images, no labels (seed {a.seed}):")
+    print(anomaly_table(anomaly))
+    if a.anomaly_only:
+        return
     print()
     print(metrics.format_table(results))
     print()
