@@ -11,6 +11,8 @@ item joins their duplicate group):
 * uniqueness: its weighted neighbour distance placed on the earlier run's distance quantiles;
 * outliers: its exact support by every class, normalised by each class's typical support and
   the robust z-score references of the earlier run;
+* anomaly: its isolation (neighbour distance), off-centre and off-spread distances, on the
+  geometry refitted on the earlier items and the earlier run's robust references;
 * mislabels: the earlier run's classifier (PCA + softmax of its last fold) and a kNN vote;
 * quality: its pixel statistics against the earlier run's dataset thresholds.
 
