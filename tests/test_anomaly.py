@@ -95,3 +95,17 @@ def test_analyze_writes_the_field_and_issue(stamps_vectors, request):
     finally:
         vc.delete_run(ds)
         ds.delete()
+
+
+def test_object_view_writes_an_attribute_per_box(detection_dataset):
+    import visual_curation as vc
+
+    ds = detection_dataset
+    vc.compute_embeddings(ds, model="demo", patches_field="ground_truth")
+    vc.analyze(ds, patches_field="ground_truth", analyses=["anomaly"], model="demo")
+    vals = [v for vs in ds.values("ground_truth.detections.vc_anomaly") for v in vs or []]
+    errs = [e for es in ds.values("ground_truth.detections.vc_error") for e in es or []]
+    scored = [v for v in vals if v is not None]
+    assert scored and all(0.0 <= v <= 1.0 for v in scored)
+    # a box without a score is one that could not be embedded (too small), with the reason
+    assert all(e for v, e in zip(vals, errs) if v is None)
