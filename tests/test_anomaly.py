@@ -109,3 +109,27 @@ def test_object_view_writes_an_attribute_per_box(detection_dataset):
     assert scored and all(0.0 <= v <= 1.0 for v in scored)
     # a box without a score is one that could not be embedded (too small), with the reason
     assert all(e for v, e in zip(vals, errs) if v is None)
+
+
+def test_analyze_extends_an_earlier_run_incrementally(stamps_vectors, request):
+    import fiftyone as fo
+
+    import visual_curation as vc
+
+    folder, _, _, _ = stamps_vectors
+    ds, _ = load_bench_dataset(folder, f"vc-test-{request.node.name}"[:100])
+    try:
+        later = ds.take(8, seed=0)
+        paths = later.values("filepath")
+        ds.delete_samples(later)
+        vc.compute_embeddings(ds, model="demo")
+        vc.analyze(ds, analyses=["anomaly", "uniqueness"], model="demo")
+        ds.add_samples([fo.Sample(filepath=p) for p in paths])
+        vc.compute_embeddings(ds, model="demo")
+        s = vc.analyze(ds, analyses=["anomaly", "uniqueness"], model="demo")
+        assert s.get("incremental", {}).get("added") == 8, s
+        new = ds.select_by("filepath", paths).values("vc_anomaly")
+        assert all(v is not None and 0.0 <= v <= 1.0 for v in new)
+    finally:
+        vc.delete_run(ds)
+        ds.delete()
