@@ -69,7 +69,8 @@ def _attr(label, name):
 def _edit(collection, path, is_list, change, ids=None):
     """Calls ``change(label, sample_id) -> bool`` on every label of ``collection`` (or those
     whose id, a sample id in image view and a label id in object view, is in ``ids``) and
-    writes back only the samples where a label changed. Returns the number of labels changed."""
+    writes back only the samples where a label changed. Returns ``(labels changed, ids of the
+    samples written)``."""
     dataset = collection._dataset
     view = collection
     if ids is not None:
@@ -92,7 +93,7 @@ def _edit(collection, path, is_list, change, ids=None):
     if touched:
         _declare(dataset, path)
         dataset.select(list(touched)).set_values(path, touched, key_field="id")
-    return changed
+    return changed, list(touched)
 
 
 def accept_suggestions(collection, label_field: str | None = None, *,
@@ -110,8 +111,9 @@ def accept_suggestions(collection, label_field: str | None = None, *,
         patches_field: object view: the detections' field (the labels are its detections)
 
     Returns:
-        ``{"changed": n, "unchanged": m}``: labels changed, and labels of the selection left
-        alone because they had no suggestion or already carried it
+        ``{"changed": n, "unchanged": m, "sample_ids": [...]}``: labels changed, labels of the
+        selection left alone because they had no suggestion or already carried it, and the
+        samples whose labels changed
 
     Example::
 
@@ -141,7 +143,7 @@ def accept_suggestions(collection, label_field: str | None = None, *,
             ids = [sid for sid, (_, c) in per_sample.items()
                    if c is not None and c >= min_confidence]
             if not ids:
-                return {"changed": 0, "unchanged": 0}
+                return {"changed": 0, "unchanged": 0, "sample_ids": []}
 
         def scored(lab, sid):
             return per_sample.get(sid, (None, None))
@@ -164,8 +166,8 @@ def accept_suggestions(collection, label_field: str | None = None, *,
         lab.tags = tags if RELABELED_TAG in tags else tags + [RELABELED_TAG]
         return True
 
-    n = _edit(collection, path, is_list, change, ids=ids)
-    return {"changed": n, "unchanged": unchanged}
+    n, sample_ids = _edit(collection, path, is_list, change, ids=ids)
+    return {"changed": n, "unchanged": unchanged, "sample_ids": sample_ids}
 
 
 def undo_relabel(collection, label_field: str | None = None, *, ids: list[str] | None = None,
@@ -192,7 +194,7 @@ def undo_relabel(collection, label_field: str | None = None, *, ids: list[str] |
         lab.tags = [t for t in (lab.tags or []) if t != RELABELED_TAG]
         return True
 
-    return _edit(collection, path, is_list, change, ids=ids)
+    return _edit(collection, path, is_list, change, ids=ids)[0]
 
 
 def relabeled(collection, label_field: str | None = None, *, patches_field: str | None = None):

@@ -137,11 +137,14 @@ class AcceptSuggestions(forms.FormOperator):
         res = vcl.accept_suggestions(_collection(ctx, s), s.label_field, ids=s.ids,
                                      min_confidence=s.min_confidence,
                                      patches_field=s.patches_field)
-        ctx.ops.reload_dataset()
+        # the grid shows the changed samples (a new view: FiftyOne's grid does not redraw
+        # the labels of samples it already shows)
+        if res["sample_ids"]:
+            ctx.ops.set_view(view=ctx.dataset.select(res["sample_ids"]))
         ctx.ops.notify(f"Changed {res['changed']:,} labels ({res['unchanged']:,} already "
-                       "carried their suggestion). 'Visual Curation: undo relabel' restores "
-                       "them", variant="success")
-        return res
+                       "carried their suggestion); the grid shows them. 'Visual Curation: "
+                       "undo relabel' restores them", variant="success")
+        return {"changed": res["changed"], "unchanged": res["unchanged"]}
 
 
 def _would_change(view, s):
@@ -190,8 +193,12 @@ class UndoRelabel(forms.FormOperator):
 
     def execute(self, ctx):
         s = label_settings(ctx)
-        n = vcl.undo_relabel(_collection(ctx, s), s.label_field, ids=s.ids,
-                             patches_field=s.patches_field)
-        ctx.ops.reload_dataset()
-        ctx.ops.notify(f"Restored {n:,} labels", variant="success")
+        target = _collection(ctx, s)
+        changed = vcl.relabeled(target, s.label_field, patches_field=s.patches_field)
+        sample_ids = changed.values("id") if s.ids is None or s.patches_field else [
+            i for i in s.ids if i in set(changed.values("id"))]
+        n = vcl.undo_relabel(target, s.label_field, ids=s.ids, patches_field=s.patches_field)
+        if sample_ids:   # ordered: differs from the view "accept" showed, so the grid redraws
+            ctx.ops.set_view(view=ctx.dataset.select(sample_ids, ordered=True))
+        ctx.ops.notify(f"Restored {n:,} labels; the grid shows them", variant="success")
         return {"restored": n}

@@ -197,7 +197,7 @@ class AcceptPropagated(forms.FormOperator):
         s = propagate_settings(ctx)
         n = vcp.accept_propagated(ctx.view, s.label_field, patches_field=s.patches_field,
                                   ids=list(ctx.selected) if ctx.selected else None)
-        ctx.ops.reload_dataset()
+        ctx.ops.reload_samples()
         if ctx.params.get("next_batch", True):
             ctx.ops.set_view(vcp.review_batch(ctx.dataset, s.label_field, size=50,
                                               patches_field=s.patches_field))
@@ -241,6 +241,6 @@ class SetLabel(forms.FormOperator):
         field = ctx.params.get("label_field") or fields[0]
         n = vcp.set_labels(ctx.dataset, field, str(ctx.params["label"]).strip(),
                            ids=list(ctx.selected))
-        ctx.ops.reload_dataset()
+        ctx.ops.reload_samples()
         ctx.ops.notify(f"Labelled {n:,} samples '{ctx.params['label']}'", variant="success")
         return {"labelled": n}

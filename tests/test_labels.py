@@ -64,7 +64,8 @@ def test_accept_for_selected_samples_only(analysed):
     same = [i for i, lab, s in zip(ids, labels, sugg) if s == lab]
     pick = differing[:2] + same[:3]
     res = vc.accept_suggestions(ds, "ground_truth", ids=pick)
-    assert res == {"changed": len(differing[:2]), "unchanged": 3}
+    assert res == {"changed": len(differing[:2]), "unchanged": 3,
+                   "sample_ids": differing[:2]}
     assert set(vc.relabeled(ds, "ground_truth").values("id")) == set(differing[:2])
     # undo of one sample restores only that one
     assert vc.undo_relabel(ds, "ground_truth", ids=differing[:1]) == 1
