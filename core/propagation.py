@@ -166,9 +166,14 @@ def propagate(vectors, labels, *, k: int = 10, C: float = 10.0, folds: int = 3, 
         t = _temperature(held, y)
     else:
         t = 1.0
-    P = _apply_temperature(_scores(S, Z, rows, y, n_classes, C, extra), t)
+    Pd, Pl = diffuse(S, rows, y, n_classes), _linear(Z, rows, y, n_classes, C, extra)
+    P = _apply_temperature(0.5 * Pd + 0.5 * Pl, t)
     pred = P.argmax(axis=1)
     conf = P.max(axis=1)
+    # where the graph and the linear classifier disagree the label is a coin toss between
+    # them: never "confident"
+    agree = (Pd.argmax(axis=1) == pred) & (Pl.argmax(axis=1) == pred)
+    conf = np.where(agree, conf, np.minimum(conf, 0.5))
     pred[rows], conf[rows] = y, 1.0
     return classes, pred, conf, P
 
