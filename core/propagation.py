@@ -246,7 +246,8 @@ def propagate_labels(collection, label_field: str | None = None, *,
         min_examples: the least examples per class
 
     Returns:
-        a summary: ``{"labelled": n, "examples": m, "classes": [...], "confident": share ≥ 0.9}``
+        a summary: ``{"labelled": n, "examples": m, "classes": [...], "without_embeddings": k,
+        "confident": share ≥ 0.9}`` (items without embeddings are left out)
 
     Example::
 
@@ -275,10 +276,13 @@ def propagate_labels(collection, label_field: str | None = None, *,
     store = VectorStore(conf["table"], uri=uri or conf.get("uri"))
     v_ids, vecs, _ = store.vectors(ids)
     have = set(v_ids)
-    missing = [i for i in ids if i not in have]
-    if missing:
-        raise ValueError(f"{len(missing)} items have no embeddings yet: run compute_embeddings "
-                         "on this collection first")
+    n_missing = len(ids) - len(have)
+    if not have:
+        raise ValueError("No embeddings for these items yet: run compute_embeddings on this "
+                         "collection first")
+    if n_missing:     # e.g. boxes too small to embed, or samples added since: left out
+        rows = [j for j, i in enumerate(ids) if i in have]
+        sids, ids, labels = ([x[j] for j in rows] for x in (sids, ids, labels))
     counts = Counter(x for x in labels if x is not None)
     wanted = list(classes) if classes else sorted(counts)
     text = None
@@ -328,6 +332,7 @@ def propagate_labels(collection, label_field: str | None = None, *,
         vcf.mark(dataset, output_field, "Visual Curation: label propagated from the examples")
     conf_unl = cf[unl] if unl else np.zeros(0)
     return {"labelled": len(unl), "examples": int(sum(counts.values())), "classes": cls,
+            "without_embeddings": n_missing,
             "confident": float((conf_unl >= 0.9).mean()) if len(conf_unl) else 0.0}
 
 
@@ -375,7 +380,7 @@ def accept_propagated(collection, label_field: str | None = None, *,
     """
     import fiftyone as fo
 
-    dataset = collection._dataset
+    dataset = collection._root_dataset   # a batch of patches has its own
     if patches_field:
         from . import fields as vcf
 

@@ -224,3 +224,56 @@ def test_the_next_analyze_says_why_it_runs_in_full(analysed, caplog):
     flagged = vc.relabeled(ds, "ground_truth").match(
         __import__("fiftyone").ViewField("vc_mislabel") >= 0.5)
     assert len(flagged) <= 0.5 * len(vc.relabeled(ds, "ground_truth"))
+
+
+def test_propagation_in_object_view(detection_dataset):
+    import visual_curation as vc
+
+    ds = detection_dataset
+    dets = [(s.id, d.id, d.label) for s in ds for d in s.ground_truth.detections]
+    truth = {d: lab for _, d, lab in dets}
+    rng = np.random.default_rng(2)
+    keep = set()
+    for c in sorted(set(truth.values())):
+        mine = sorted(d for d, lab in truth.items() if lab == c)
+        keep.update(rng.choice(mine, min(2, len(mine)), replace=False).tolist())
+    for s in ds:
+        for d in s.ground_truth.detections:
+            if d.id not in keep:
+                d.label = None
+        s.save()
+    vc.compute_embeddings(ds, model="demo", patches_field="ground_truth")
+    res = vc.propagate_labels(ds, patches_field="ground_truth")
+    n_ex = res["examples"]
+    assert 0 < n_ex <= len(keep)                  # boxes too small to embed are left out
+    assert res["labelled"] + n_ex + res["without_embeddings"] == len(truth)
+    got = {d.id: (d["vc_propagated"], d["vc_propagated_confidence"], d.label)
+           for s in ds.reload() or ds for d in s.ground_truth.detections}
+    assert sum(p is not None for p, _, _ in got.values()) == res["labelled"]
+    for d, (p, c, lab) in got.items():
+        if d in keep:
+            assert lab == truth[d]                      # examples untouched
+        elif p is not None:
+            assert lab is None and p in set(truth.values()) and 0 <= c <= 1
+    batch = vc.review_batch(ds, patches_field="ground_truth", size=5)
+    assert len(batch) == 5
+    assert vc.accept_propagated(batch, patches_field="ground_truth") == 5
+    filled = [d for s in ds.reload() or ds for d in s.ground_truth.detections
+              if d.id not in keep and d.label is not None]
+    assert len(filled) == 5 and all("vc_propagated" in d.tags for d in filled)
+
+
+def test_text_prompts_seed_a_class_without_examples(partly_labelled):
+    import visual_curation as vc
+    from fiftyone import ViewField as F
+
+    ds = partly_labelled
+    classes = sorted(ds.distinct("ground_truth.label"))
+    ds.match(F("ground_truth.label") == "trouser").set_field("ground_truth", None).save()
+    with pytest.raises(ValueError, match="trouser"):
+        vc.propagate_labels(ds, "ground_truth", classes=classes)
+    res = vc.propagate_labels(ds, "ground_truth", classes=classes, text_prompts=True)
+    assert "trouser" in res["classes"]
+    trousers = ds.match((F("true_label") == "trouser") & ~F("ground_truth").exists())
+    got = trousers.values("vc_propagated.label")
+    assert got.count("trouser") >= len(got) // 2, got
