@@ -43,13 +43,15 @@ def propagate_settings(ctx):
         order=p.get("order") or "least_confident")
 
 
-def _label_field_input(ctx, inputs, s):
-    """Image view: the label field dropdown; returns whether it is usable."""
-    pf, ok = forms.kind_choice(inputs, ctx, "Labels of")
-    if not ok:
-        return False
-    if pf:
-        return True
+def _label_field_input(ctx, inputs, s, objects=True):
+    """The image / object view choice (``objects``) and, in image view, the label field
+    dropdown; returns whether they are usable."""
+    if objects:
+        pf, ok = forms.kind_choice(inputs, ctx, "Labels of")
+        if not ok:
+            return False
+        if pf:
+            return True
     fields = oc.label_fields(ctx.dataset)
     if not fields:
         forms.error_form(inputs, "No Classification field on this dataset: add one and label a "
@@ -219,15 +221,10 @@ class SetLabel(forms.FormOperator):
         if not ctx.selected:
             forms.error_form(inputs, "Select the samples to label in the grid first")
             return
-        fields = oc.label_fields(ctx.dataset)
-        if not fields:
-            forms.error_form(inputs, "No Classification field on this dataset")
+        s = propagate_settings(ctx)
+        if not _label_field_input(ctx, inputs, s, objects=False):
             return
-        field = ctx.params.get("label_field") or fields[0]
-        prop = forms.add_choice(inputs, "label_field", fields, "Label field", default=fields[0],
-                                extra=[field])
-        if not forms.check(inputs, prop, oc.label_field_problem(ctx.dataset, field)):
-            return
+        field = s.label_field
         classes = sorted(c for c in ctx.dataset.distinct(f"{field}.label") if c)
         lab = inputs.str("label", label="Label", required=True,
                          view=types.AutocompleteView(choices=[types.Choice(c, label=c)
@@ -237,8 +234,7 @@ class SetLabel(forms.FormOperator):
         inputs.view("vc_preview", types.Notice(label=f"{len(ctx.selected):,} selected samples"))
 
     def execute(self, ctx):
-        fields = oc.label_fields(ctx.dataset)
-        field = ctx.params.get("label_field") or fields[0]
+        field = propagate_settings(ctx).label_field
         n = vcp.set_labels(ctx.dataset, field, str(ctx.params["label"]).strip(),
                            ids=list(ctx.selected))
         ctx.ops.reload_samples()
