@@ -96,7 +96,10 @@ def test_added_samples_are_analysed_incrementally(fmnist_dataset):
         return out
 
     inc_found = found(after)
-    assert inc_found and all(inc_found.values()), inc_found
+    missed = {name_of[i]: dict(truth=truth[name_of[i]], fields=after[i],
+                               original=after.get(id_of.get(truth[name_of[i]].get("dup_of"))))
+              for i, ok in inc_found.items() if not ok}
+    assert inc_found and not missed, (missed, inc["incremental"], inc.get("errors"))
     vc.analyze(ds, label_field="ground_truth", force=True)
     scratch = _snapshot(ds)
     assert found(scratch) == inc_found
