@@ -24,11 +24,16 @@ if __package__:   # as the package (SDK, plugin loader); pytest also imports thi
         embed_text,
         extract_core_frames,
         find_similar,
+        flagged_view,
         import_embeddings,
+        mark_reviewed,
         propagate_labels,
         relabeled,
         review_batch,
+        review_state,
+        set_issue_thresholds,
         set_labels,
+        tag_flagged,
         undo_relabel,
     )
 

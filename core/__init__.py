@@ -4,6 +4,8 @@ from .embeddings import compute_embeddings, embed_image, embed_text, import_embe
 from .labels import accept_suggestions, relabeled, undo_relabel
 from .models import DEMO_MODEL, load_model
 from .propagation import accept_propagated, propagate_labels, review_batch, set_labels
+from .review import (flagged_view, mark_reviewed, review_state, set_issue_thresholds,
+                     tag_flagged)
 from .similarity import find_similar, similar_ids
 from .video import extract_core_frames
 
@@ -13,4 +15,5 @@ __all__ = [
     "ANALYSES", "DEMO_MODEL", "analyze", "cluster_summaries", "compute_embeddings",
     "delete_run", "embed_image", "embed_text", "extract_core_frames", "find_similar", "import_embeddings",
     "load_model", "similar_ids",
+    "flagged_view", "mark_reviewed", "review_state", "set_issue_thresholds", "tag_flagged",
 ]

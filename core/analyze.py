@@ -108,7 +108,9 @@ def analyze(sample_collection, *, analyses: Sequence[str] | None = None,
         embeddings_field: use the vectors stored in this field instead of CLIP embeddings
         model, pretrained: which embeddings to use (default: the most recent ones); computed
             first when given and missing
-        thresholds: ``{issue: threshold}`` for ``vc_issues`` (default 0.5 each)
+        thresholds: ``{issue: threshold}`` for ``vc_issues`` (issues not given keep the last
+            run's threshold, 0.5 at first; :func:`~.review.set_issue_thresholds` moves them
+            without analysing again)
         params: per-analysis parameters, ``{analysis: {name: value}}`` (each analyzer's
             ``defaults`` and ``param_help`` list them); an unknown name raises, listing the
             valid ones
@@ -203,10 +205,13 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     needs_labels = [a for a in names if REGISTRY[a].needs_labels]
     if needs_labels and not label_field:
         raise ValueError(f"{needs_labels} need a label_field (a Classification field)")
-    thresholds = {**{k: DEFAULT_THRESHOLD for k in ISSUES}, **(thresholds or {})}
-    bad = [k for k in thresholds if k not in ISSUES]
+    bad = [k for k in (thresholds or {}) if k not in ISSUES]
     if bad:
         raise ValueError(f"Unknown issue thresholds {bad}; issues are {list(ISSUES)}")
+    # the last run's thresholds (set_issue_thresholds moves them) unless given
+    kept = (vcr.load_config(dataset, analysis_run_key(patches_field)) or {}).get("thresholds")
+    thresholds = {**{k: DEFAULT_THRESHOLD for k in ISSUES},
+                  **{k: v for k, v in (kept or {}).items() if k in ISSUES}, **(thresholds or {})}
 
     # embeddings
     if embeddings_field:
@@ -252,7 +257,8 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     if not force and prev and prev.get("fingerprint") == fingerprint and have_fields:
         logger.info("analyze: identical run already on the dataset; nothing to do")
         res = vcr.load_results(dataset, key) or {}
-        return dict(res.get("summary", {}), skipped=True)
+        counts = prev.get("issue_counts")  # set_issue_thresholds keeps them current
+        return dict(res.get("summary", {}), skipped=True, **({"issues": counts} if counts else {}))
     if not force and prev and prev.get("basis") == basis and have_fields and not patches_field:
         scores = [i.field for i in ISSUES.values() if dataset.has_sample_field(i.field)]
         return _rederive(sample_collection, key, prev, fingerprint, thresholds, scores,

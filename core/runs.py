@@ -67,3 +67,10 @@ def ours(dataset, method=None):
         if m and m.startswith("visual_curation.") and (method is None or m == method):
             keys.append(key)
     return keys
+
+
+def update_config(dataset, key, config):
+    """Replaces the config of the run ``key`` by ``config`` (a dict as :func:`load_config`
+    returns it), keeping the run's results and timestamp."""
+    dataset.update_run_config(key, dataset.init_run(
+        **{k: v for k, v in config.items() if k not in ("cls", "type")}))
