@@ -17,6 +17,7 @@ if __package__:   # as the package (SDK, plugin loader); pytest also imports thi
         accept_propagated,
         accept_suggestions,
         analyze,
+        brain_key_for,
         cluster_summaries,
         compute_embeddings,
         delete_run,

@@ -432,7 +432,8 @@ def delete_run(dataset, *, uri: str | None = None) -> dict:
     yours is never removed, whatever its name.
 
     Returns:
-        ``{"fields": [...], "runs": [...], "tables": [...]}``: what was removed
+        ``{"fields": [...], "runs": [...], "brain_runs": [...], "tables": [...]}``: what
+        was removed (``brain_runs``: the Brain similarity runs over our tables)
 
     Example::
 
@@ -451,6 +452,12 @@ def delete_run(dataset, *, uri: str | None = None) -> dict:
         dataset.delete_sample_field(f)
     if sample_fields:
         dataset.delete_sample_fields(sample_fields)
+    from .embedding_map import delete_maps
+
+    delete_maps(dataset)           # the embedding maps' brain runs (their records go below)
+    from . import brain_index
+
+    brain_keys = brain_index.unregister_all(dataset)   # the App's view of our vectors
     keys = vcr.ours(dataset)
     uris = {uri} if uri else set()
     for k in keys:
@@ -464,4 +471,4 @@ def delete_run(dataset, *, uri: str | None = None) -> dict:
             tables += vcs.drop_dataset_tables(dataset, uri=u)
         except Exception as e:  # noqa: BLE001 - an unreachable store must not block cleanup
             logger.warning("Could not drop LanceDB tables at %s: %s", u, e)
-    return dict(fields=removed_fields, runs=keys, tables=tables)
+    return dict(fields=removed_fields, runs=keys, brain_runs=brain_keys, tables=tables)

@@ -365,16 +365,27 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
     store.compact()
     store.ensure_index()
     summary.seconds = round(time.time() - t0, 3)
-    vcr.save(dataset, embeddings_run_key(key, kind), vcr.METHOD_EMBEDDINGS,
-             dict(model=model, pretrained=str(pretrained) if pretrained else None,
-                  model_key=key, patches_field=patches_field, table=store.name, kind=kind,
-                  uri=store.uri, dim=int(dim)),
-             results=summary.as_dict())
+    _save_run(dataset, dict(model=model, pretrained=str(pretrained) if pretrained else None,
+                            model_key=key, patches_field=patches_field, table=store.name,
+                            kind=kind, uri=store.uri, dim=int(dim)), summary)
     if errors:
         logger.warning("%d of %d files could not be embedded; see the samples' %s field",
                        len(errors), len(target_ids), cfg.ERROR_FIELD)
     logger.info("compute_embeddings: %s", summary)
     return summary
+
+
+def _save_run(dataset, conf, summary):
+    """The embeddings run record, and the Brain similarity run over its table (so the App's
+    own similarity tools see the vectors; see :mod:`.brain_index`)."""
+    vcr.save(dataset, embeddings_run_key(conf["model_key"], conf["kind"]),
+             vcr.METHOD_EMBEDDINGS, conf, results=summary.as_dict())
+    from . import brain_index
+
+    try:
+        brain_index.register(dataset, conf)
+    except Exception as e:  # noqa: BLE001 - the vectors are stored; only the App's tools miss them
+        logger.warning("Could not register the Brain similarity run: %s", e)
 
 
 def _write_errors(collection, dataset, errors, ok_samples, skipped, patches_field, overwrite):
@@ -486,11 +497,10 @@ def import_embeddings(sample_collection, embeddings_field: str | None = None, *,
     summary = EmbeddingsRun(model=key, table=store.name, uri=store.uri, kind=kind,
                             total=len(rows), embedded=int(len(todo)), removed=len(stale),
                             skipped=len(rows) - len(present), seconds=round(time.time() - t0, 3))
-    vcr.save(dataset, embeddings_run_key(key, kind), vcr.METHOD_EMBEDDINGS,
-             dict(model=key, pretrained=None, model_key=key,
-                  embeddings_field=embeddings_field or f"<{key}>",
-                  patches_field=patches_field, table=store.name, kind=kind, uri=store.uri,
-                  dim=int(vecs.shape[1])), results=summary.as_dict())
+    _save_run(dataset, dict(model=key, pretrained=None, model_key=key,
+                            embeddings_field=embeddings_field or f"<{key}>",
+                            patches_field=patches_field, table=store.name, kind=kind,
+                            uri=store.uri, dim=int(vecs.shape[1])), summary)
     return summary
 
 
