@@ -19,6 +19,7 @@ if __package__:   # as the package (SDK, plugin loader); pytest also imports thi
         analyze,
         brain_key_for,
         cluster_summaries,
+        compute_embedding_map,
         compute_embeddings,
         delete_run,
         embed_image,

@@ -3,7 +3,8 @@
 One module per concern: :mod:`.embeddings`, :mod:`.analyses`, :mod:`.search` (find similar, text
 search, most unique), :mod:`.curation` (clean dataset, split leakage), :mod:`.labels` (accept suggested labels,
 undo), :mod:`.propagation` (propagate labels, review, accept, set label), :mod:`.video` (core
-frames, source video), :mod:`.cleanup` (delete results); :mod:`.forms` holds the form pieces they
+frames, source video), :mod:`.embedding_map` (the App's Embeddings panel on our map), :mod:`.cleanup` (delete
+results); :mod:`.forms` holds the form pieces they
 share and :mod:`.common` the messages, checks and progress reporting.
 
 Each operator has one resolver (``<name>_settings(ctx)``) that turns ``ctx.params`` into its
@@ -19,6 +20,7 @@ The target (dataset / current view / selected samples) is FiftyOne's own: callin
 from .analyses import RunAnalyses
 from .cleanup import DeleteRun
 from .curation import CleanDataset, FindLeakage
+from .embedding_map import EmbeddingMap, ShowEmbeddingMap
 from .embeddings import ComputeEmbeddings
 from .labels import AcceptSuggestions, UndoRelabel
 from .propagation import AcceptPropagated, PropagateLabels, ReviewPropagated, SetLabel
@@ -28,6 +30,6 @@ from .video import ExtractCoreFrames, OpenSourceVideo
 OPERATORS = [ComputeEmbeddings, RunAnalyses, FindSimilar, TextSearch, SelectUniques,
              CleanDataset, FindLeakage, AcceptSuggestions, UndoRelabel, PropagateLabels,
              ReviewPropagated, AcceptPropagated, SetLabel, ExtractCoreFrames, OpenSourceVideo,
-             DeleteRun]
+             EmbeddingMap, ShowEmbeddingMap, DeleteRun]
 
 __all__ = ["OPERATORS", *(op.__name__ for op in OPERATORS)]
