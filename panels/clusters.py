@@ -22,7 +22,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core.analyzers import LEVELS
-from . import actions, cache, statistics, stored, views
+from . import actions, cache, review, statistics, stored, views
 from .cards import SORTS, build_cards
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ HELP = """
   right = stricter. It reads the five stored levels; nothing is recomputed.
 * Click a thumbnail or **Show** to put the cluster's samples in the grid (your sidebar filters
   keep applying), **Similar** for the nearest samples to the cluster, **Tag** to tag it.
+* **Dataset health**: per issue, the histogram of its confidence and a threshold slider; moving
+  it re-derives `vc_issues` from the stored scores (no new analysis) and shows the flagged
+  samples in the grid. **Tag flagged** and **Mark reviewed** are remembered on the analysis run.
 * **Object view** shows clusters of detection crops (run the analyses in Object view first).
 * On the core frames of videos, **Video** opens the video of the card's first thumbnail at
   that frame.
@@ -59,7 +62,7 @@ def _int(x, default):
         return default
 
 
-class ClusterPanel(foo.Panel):
+class ClusterPanel(review.ReviewSection, foo.Panel):
     @property
     def config(self):
         return foo.PanelConfig(
@@ -232,7 +235,7 @@ class ClusterPanel(foo.Panel):
         cards = copy.deepcopy(cache.cached(
             ("cards", vkey, s["level"], s["sort"], s["page"]),
             lambda: build_cards(view, s["level"], s["sort"], s["page"], pf, stats=stats)))
-        self._health(panel, h, s)
+        self._review(ctx, self._health(panel, h, s), view, vkey, h, s)
         self._cards(ctx, panel, cards, s)
         self._footer(panel, cards, s)
         logger.debug("cluster panel render: %.1f ms", 1000 * (time.perf_counter() - t0))
@@ -310,13 +313,16 @@ class ClusterPanel(foo.Panel):
                 componentsProps={"item": {"sx": {"width": "310px", "height": "140px",
                                                  "flex": "0 0 310px"}}},
             )
+        return row
 
     def _cards(self, ctx, panel, cards, s):
         what = "objects" if s["patches_field"] else "images"
         sel = ctx.panel.state.get("selected") if self._ours(ctx) else None
         head = (f"**{cards['clusters']:,} clusters** at granularity {cards['level']} · "
                 f"{_n(cards['items'], what)} in view")
-        if sel:
+        if review.selection_text(sel):
+            head += review.selection_text(sel)
+        elif sel:
             verb = "similar to" if sel.get("action") == "similar" else "showing"
             head += f" · grid: {verb} cluster {sel.get('id')} (level {sel.get('level')})"
         top = panel.h_stack("cards_header", gap=2, align_y="center")
