@@ -128,9 +128,9 @@ class ReviewSection:
         box.md(title, name="title")
         if not st["flag"] and hist.get("counts"):
             self._histogram(box, issue, hist, st["threshold"])
-            box.float("threshold", default=st["threshold"], label=f"{issue} threshold",
+            box.float("threshold", default=st["threshold"], label="threshold",
                       view=types.SliderView(
-                          min=0, max=1, label=f"{issue} threshold", label_position="left",
+                          min=0, max=1, label="threshold", label_position="left",
                           value_label_display="auto", value_precision=2,
                           componentsProps={"slider": {"step": 0.01}}),
                       on_change=self.on_threshold)
@@ -139,12 +139,11 @@ class ReviewSection:
             box.md(f"tagged '{tagged['tag']}' ({tagged['count']:,})", name="tagged")
         btns = box.btn_group("actions")
         params = {"issue": issue}
-        btns.btn("show", label="Show", icon="grid_view", on_click=self.on_issue_show,
+        btns.btn("show", label="Show", on_click=self.on_issue_show,
                  params=params)
-        btns.btn("tag", label="Tag flagged", icon="sell", on_click=self.on_issue_tag,
-                 params=params)
-        btns.btn("reviewed", label="Unmark" if rev else "Mark reviewed",
-                 icon="undo" if rev else "check", on_click=self.on_issue_reviewed,
+        btns.btn("tag", label="Tag flagged", on_click=self.on_issue_tag, params=params)
+        btns.btn("reviewed", label="Unmark reviewed" if rev else "Mark reviewed",
+                 on_click=self.on_issue_reviewed,
                  params={**params, "reviewed": not rev})
 
     @staticmethod
@@ -158,7 +157,8 @@ class ReviewSection:
                    "marker": {"color": colors}}],
             layout={"height": 110, "width": BOX_PX - 20,
                     "margin": {"l": 34, "r": 6, "t": 6, "b": 22},
-                    "xaxis": {"range": [0, 1]}, "yaxis": {"type": "log"}, "bargap": 0.05,
+                    "xaxis": {"range": [0, 1]}, "yaxis": {"type": "log", "dtick": 1},
+                    "bargap": 0.05,
                     "showlegend": False,
                     "shapes": [{"type": "line", "x0": threshold, "x1": threshold, "y0": 0,
                                 "y1": 1, "yref": "paper",
