@@ -12,7 +12,8 @@ bench/scale.py), reliability (the reliability tests run for real: broken files,
 SIGKILLs during embedding and during analysis) and nopixels (100,000 vectors whose files cannot be
 read: copies grouped from the vectors alone, bench/nopixels.py), knn (our IVF graph vs faiss,
 bench/knn_peers.py), cuts (scene cuts vs PySceneDetect, bench/video_cuts.py) and propagation
-(label propagation vs LabelSpreading and 1-NN, bench/propagation.py)."""
+(label propagation vs LabelSpreading and 1-NN, bench/propagation.py) and review (issue thresholds
+moved on a million samples: vc_issues re-derived from the stored scores, bench/review.py)."""
 import argparse
 import os
 import platform
@@ -310,11 +311,19 @@ def section_propagation(quick):
             + f" Seed {r['seed']}.\n\n" + propagation.table(r))
 
 
+def section_review(quick):
+    import review
+
+    r = review.run(100_000 if quick else 1_000_000)
+    return "Issue thresholds re-derived (review sliders)", review.table(r)
+
+
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
             "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
             "reliability": section_reliability, "nopixels": section_nopixels,
-            "knn": section_knn, "cuts": section_cuts, "propagation": section_propagation}
+            "knn": section_knn, "cuts": section_cuts, "propagation": section_propagation,
+            "review": section_review}
 
 
 def main():
