@@ -13,7 +13,8 @@ SIGKILLs during embedding and during analysis) and nopixels (100,000 vectors who
 read: copies grouped from the vectors alone, bench/nopixels.py), knn (our IVF graph vs faiss,
 bench/knn_peers.py), cuts (scene cuts vs PySceneDetect, bench/video_cuts.py) and propagation
 (label propagation vs LabelSpreading and 1-NN, bench/propagation.py) and review (issue thresholds
-moved on a million samples: vc_issues re-derived from the stored scores, bench/review.py)."""
+moved on a million samples: vc_issues re-derived from the stored scores, bench/review.py) and map
+(the embedding map: UMAP/PCA at 100k end to end, the 1M sample-fit path, bench/embedding_map.py)."""
 import argparse
 import os
 import platform
@@ -318,12 +319,24 @@ def section_review(quick):
     return "Issue thresholds re-derived (review sliders)", review.table(r)
 
 
+def section_map(quick):
+    import embedding_map
+
+    res = {(n, "end to end (SDK)"): embedding_map.run_sdk(n) for n in
+           ((20_000,) if quick else (100_000,))}
+    if not quick:
+        res[(1_000_000, "reduction only")] = embedding_map.run_reduce(1_000_000)
+    doc = embedding_map.__doc__.split("\n\n")
+    return ("Embedding map", (doc[0] + " " + doc[1]).replace("\n", " ") + "\n\n"
+            + embedding_map.table(res))
+
+
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
             "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
             "reliability": section_reliability, "nopixels": section_nopixels,
             "knn": section_knn, "cuts": section_cuts, "propagation": section_propagation,
-            "review": section_review}
+            "review": section_review, "map": section_map}
 
 
 def main():

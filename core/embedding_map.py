@@ -28,9 +28,10 @@ METHOD_MAP = "visual_curation.embedding_map"
 METHODS = ("auto", "umap", "pca")
 #: UMAP is fitted on at most this many vectors; the rest are transformed (``fit_sample``)
 FIT_SAMPLE = 25_000
-#: ``method="auto"`` uses PCA above this many points (see bench/RESULTS.md: UMAP's transform
-#: of the points beyond the fitted sample costs about 1 s per 1,000 on 2 cores)
-AUTO_PCA_ABOVE = 250_000
+#: ``method="auto"`` uses PCA above this many points (bench/RESULTS.md, "Embedding map": on 2
+#: busy cores UMAP maps 100k points end to end in ~2.5 min and 1M in ~6 min (fit on the sample,
+#: the rest placed), PCA maps 1M in ~30 s)
+AUTO_PCA_ABOVE = 1_000_000
 #: PCA is fitted on at most this many vectors, the rest projected
 PCA_FIT_SAMPLE = 200_000
 #: UMAP runs on the vectors reduced to this many PCA axes (then re-normalised)
@@ -152,9 +153,16 @@ def _place(queries, base, base_points, k=10):
     """Positions of ``queries`` on a fitted map: the average of their ``k`` nearest fitted
     points' positions, weighted by a kernel of the cosine distance scaled per query (as UMAP
     places new points before refining them)."""
-    from .knn import knn_query
+    import torch                                # its top-k is ~4x numpy's argpartition here
 
-    idx, sims = knn_query(queries, base, min(k, len(base)))
+    k = min(k, len(base))
+    bt = torch.from_numpy(np.ascontiguousarray(base, dtype=np.float32))
+    idx = np.empty((len(queries), k), np.int64)
+    sims = np.empty((len(queries), k), np.float32)
+    for s in range(0, len(queries), 4096):
+        top = torch.topk(torch.from_numpy(np.ascontiguousarray(
+            queries[s:s + 4096], dtype=np.float32)) @ bt.T, k, dim=1)
+        sims[s:s + 4096], idx[s:s + 4096] = top.values.numpy(), top.indices.numpy()
     d = 1.0 - sims
     scale = np.maximum(d.mean(axis=1, keepdims=True) - d[:, :1], 1e-6)
     w = np.exp(-(d - d[:, :1]) / scale)
@@ -182,7 +190,8 @@ def _reduce(vecs, method, fit_sample, n_neighbors, min_dist, seed, steps):
             out = np.empty((n, 2), np.float32)
         else:
             red = normalize(project(vecs, mean, comps))
-            fitted = _umap_fit(red[fit_at], n_neighbors, min_dist)
+            base = red[fit_at]
+            fitted = _umap_fit(base, n_neighbors, min_dist)
             pb.set_iteration(len(fit_at))
     rest = np.arange(n) if method == "pca" else np.setdiff1d(np.arange(n), fit_at,
                                                               assume_unique=True)
@@ -195,7 +204,7 @@ def _reduce(vecs, method, fit_sample, n_neighbors, min_dist, seed, steps):
             if method == "pca":
                 out[part] = project(vecs[part], mean, comps)
             else:
-                out[part] = _place(red[part], red[fit_at], fitted)
+                out[part] = _place(red[part], base, fitted)
             pb.set_iteration(s + len(part))
     return np.nan_to_num(out), len(fit_at), method
 
@@ -254,7 +263,7 @@ def compute_embedding_map(sample_collection, *, method: str = "auto",
                          "Curation did not make: choose another brain_key, or overwrite=True")
     conf = latest_embeddings(dataset, patches_field, model, pretrained)
     store = VectorStore(conf["table"], uri=uri or conf.get("uri"))
-    steps = _Steps(progress, ["read vectors", "fit", "transform"])
+    steps = _Steps(progress, ["read vectors", "fit", "place the rest"])
 
     want = _item_ids(sample_collection, patches_field)
     with steps.bar(0, len(want)) as pb:
