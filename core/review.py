@@ -85,10 +85,15 @@ def _prefix(dataset, patches_field):
     return label_list_path(dataset, patches_field) + "." if patches_field else ""
 
 
-def _present(dataset, patches_field):
-    """The issue fields stored on the dataset (sample fields, or detection attributes)."""
+def _present(dataset, patches_field, names=None):
+    """The issue fields (or ``names``) stored on the dataset: sample fields, or detection
+    attributes, which the schema may not declare (the run record lists what it wrote)."""
     pre = _prefix(dataset, patches_field)
-    return [s.field for s in ISSUES.values() if dataset.has_field(pre + s.field)]
+    names = [s.field for s in ISSUES.values()] if names is None else names
+    written = set()
+    if patches_field:
+        written = set((vcr.load_config(dataset, _key(patches_field)) or {}).get("fields") or [])
+    return [f for f in names if pre + f in written or dataset.has_field(pre + f)]
 
 
 def set_issue_thresholds(dataset, thresholds: Mapping[str, float], *,
@@ -127,11 +132,10 @@ def set_issue_thresholds(dataset, thresholds: Mapping[str, float], *,
         conf = _record(ds, patches_field)
         old = {**{k: DEFAULT_THRESHOLD for k in ISSUES}, **(conf.get("thresholds") or {})}
         new = {**old, **given}
-        pre = _prefix(ds, patches_field)
         present = _present(ds, patches_field)
         moved = [n for n in scored_issues() if ISSUES[n].field in present
                  and float(old[n]) != float(new[n])]
-        full = not ds.has_field(pre + ISSUES_FIELD.name)
+        full = not _present(ds, patches_field, [ISSUES_FIELD.name])
         if patches_field:
             changed = _rederive_objects(ds, patches_field, present, new) if moved or full else 0
         else:
@@ -201,12 +205,16 @@ def flagged_counts(collection, *, patches_field: str | None = None) -> dict[str,
     stored), one aggregation."""
     ds = collection._dataset
     pre = _prefix(ds, patches_field)
-    counts = {s.name: 0 for s in ISSUES.values() if ds.has_field(pre + s.field)}
+    present = _present(ds, patches_field)
+    counts = {s.name: 0 for s in ISSUES.values() if s.field in present}
     path = pre + ISSUES_FIELD.name
-    if ds.has_field(path):
-        for name, n in collection.count_values(path).items():
-            if name is not None:
-                counts[str(name)] = int(n)
+    if _present(ds, patches_field, [ISSUES_FIELD.name]):
+        pipe = [{"$unwind": "$" + pre[:-1]}] if patches_field else []
+        pipe += [{"$project": {"i": "$" + path}}, {"$unwind": "$i"},
+                 {"$group": {"_id": "$i", "n": {"$sum": 1}}}]
+        for d in collection._aggregate(pipeline=pipe):
+            if d["_id"] is not None:
+                counts[str(d["_id"])] = int(d["n"])
     return counts
 
 
@@ -325,7 +333,8 @@ def issue_histograms(collection, *, bins: int = HIST_BINS,
     with a score}}``; for a flag issue ``{"flag": True, "count": items flagged, "scored"}``."""
     ds = collection._dataset
     pre = _prefix(ds, patches_field)
-    specs = [s for s in ISSUES.values() if ds.has_field(pre + s.field)]
+    present = _present(ds, patches_field)
+    specs = [s for s in ISSUES.values() if s.field in present]
     if not specs:
         return {}
     edges = [i / bins for i in range(bins + 1)]

@@ -114,13 +114,17 @@ class RunAnalyses(forms.LongRunOperator):
             return
         self._analyses_input(inputs, s)
         th = types.Object()
+        from ..core.review import stored_thresholds
+
+        kept = stored_thresholds(ctx.dataset, patches_field=patches)  # the last run's
         for issue in SCORED_ISSUES:
-            th.float(issue, default=DEFAULT_THRESHOLD, label=f"{issue}", min=0.0, max=1.0,
+            th.float(issue, default=kept[issue], label=f"{issue}", min=0.0, max=1.0,
                      description=f"{ISSUES_FIELD.name} gets '{issue}' when "
                                  f"{ISSUES[issue].field} ≥ this")
         inputs.define_property("thresholds", th, label=f"Thresholds for {ISSUES_FIELD.name}",
                                description=f"Scores are confidences in [0, 1]; "
-                                           f"{DEFAULT_THRESHOLD} by default")
+                                           f"{DEFAULT_THRESHOLD} at first, then the last "
+                                           "run's (the cluster panel's sliders move them)")
         prefix = ""
         if patches:
             from ..core.fields import label_list_path

@@ -181,3 +181,27 @@ def test_docstring_examples_run(scored):
         exec(compile(_example(fn), f"{fn.__name__} docstring", "exec"), ns)
     assert len(ns["view"]) == ns["summary"]["issues"]["mislabel"]
     assert ns["done"]["count"] == len(scored.match_tags("vc_flagged_mislabel"))
+
+
+@pytest.mark.slow
+def test_object_view_thresholds(detection_dataset):
+    """patches_field: the detections' vc_issues re-derived from their own scores."""
+    ds = detection_dataset
+    vc.analyze(ds, patches_field="ground_truth", label_field="ground_truth", model="demo",
+               progress=False)
+    pre = "ground_truth.detections."
+    fields = [s.field for s in ISSUES.values()]      # attributes, not in the schema
+    a, b = [s.name for s in ISSUES.values() if s.field in fields and not s.flag][:2]
+    out = vc.set_issue_thresholds(ds, {a: 0.1, b: 0.9}, patches_field="ground_truth")
+    got = [x for sub in ds.values(pre + "vc_issues") for x in (sub or [])]
+    cols = {f: [x for sub in ds.values(pre + f) for x in (sub or [])] for f in fields}
+    th = {**{k: DEFAULT_THRESHOLD for k in ISSUES}, a: 0.1, b: 0.9}
+    assert got == issue_lists(cols, th, range(len(got)))[0]
+    assert out["issues"][a] == sum(a in i for i in got) > 0
+    st = vc.review_state(ds, patches_field="ground_truth")
+    assert st[a]["threshold"] == 0.1 and vc.review_state(ds) == {}
+    patches = vc.flagged_view(ds, a, patches_field="ground_truth")
+    assert len(patches) == out["issues"][a]
+    done = vc.tag_flagged(ds, a, patches_field="ground_truth")
+    assert done["count"] == out["issues"][a]
+    assert ds.count_label_tags().get(f"vc_flagged_{a}", 0) == done["count"]
