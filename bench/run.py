@@ -331,12 +331,20 @@ def section_map(quick):
             + embedding_map.table(res))
 
 
+def section_brainindex(quick):
+    import brain_index
+
+    r = brain_index.run(100_000 if quick else 1_000_000)
+    return "Similarity index: adding 1 % (ours vs the Brain's LanceDB backend)", \
+        brain_index.table(r)
+
+
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
             "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
             "reliability": section_reliability, "nopixels": section_nopixels,
             "knn": section_knn, "cuts": section_cuts, "propagation": section_propagation,
-            "review": section_review, "map": section_map}
+            "review": section_review, "brainindex": section_brainindex, "map": section_map}
 
 
 def main():

@@ -245,14 +245,28 @@ class VectorStore:
         for start in range(0, len(ids), 5000):
             self.table.delete(cfg.sql_in("id", ids[start:start + 5000]))
 
-    def compact(self):
-        """Merges the small fragments of an incremental run; keeps the last hour of versions."""
+    #: compact once this many small fragments have piled up (each commit adds one or a few)
+    COMPACT_MIN_SMALL_FRAGMENTS = 64
+
+    def compact(self, min_small_fragments: int | None = None) -> bool:
+        """Merges small fragments (and drops versions older than an hour) once
+        ``min_small_fragments`` of them have piled up. LanceDB's compaction rewrites every row
+        of the small fragments, so doing it after each small addition would rewrite the table
+        each time (measured at 1M rows: 38 s to add 1 %, against 5 s without); below the
+        threshold the new rows stay in their own fragments (searches read them all the same).
+        Returns whether it compacted."""
         from datetime import timedelta
 
+        need = self.COMPACT_MIN_SMALL_FRAGMENTS if min_small_fragments is None \
+            else min_small_fragments
         try:
+            frags = (self.table.stats() or {}).get("fragment_stats") or {}
+            if int(frags.get("num_small_fragments", need)) < need:
+                return False
             self.table.optimize(cleanup_older_than=timedelta(hours=1))
+            return True
         except Exception:  # noqa: BLE001 - compaction is an optimisation, never fatal
-            pass
+            return False
 
     # -- search ----------------------------------------------------------------------------
     def has_index(self):

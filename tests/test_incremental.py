@@ -159,3 +159,21 @@ def test_removed_or_relabelled_samples_get_a_full_run(fmnist_dataset):
     # and the incremental path can be turned off
     _add(ds, saved[1:2])
     assert "incremental" not in vc.analyze(ds, label_field="ground_truth", incremental=False)
+
+
+def test_small_additions_are_not_compacted_until_fragments_pile_up(tmp_path):
+    """Compaction rewrites the rows of every small fragment: a 1 % addition must not rewrite
+    the table, so the store compacts only once small fragments have piled up."""
+    import numpy as np
+
+    from visual_curation.core.store import VectorStore
+
+    st = VectorStore("vc_test__compact", uri=str(tmp_path / "lancedb"))
+    st.create(8)
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        st.append({"id": [f"{k}-{j}" for j in range(5)], "vector": rng.random((5, 8))})
+    assert st.compact() is False
+    assert st.table.stats()["fragment_stats"]["num_fragments"] == 3
+    assert st.compact(min_small_fragments=3) is True
+    assert st.table.stats()["fragment_stats"]["num_fragments"] == 1 and st.count() == 15
