@@ -6,7 +6,8 @@ import pytest
 
 from visual_curation.core.similarity import similar_ids
 
-from .test_app import looker_values, open_dataset, shot, wait_grid_count
+from .test_app import (grid_count, looker_values, open_dataset, open_operator, shot,
+                       wait_grid_count)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -20,12 +21,21 @@ def _labels_in_grid(page, n):
     return looker_values(page, "ground_truth")[:n]
 
 
+def _whole_dataset(page, n):
+    """Clears the view bar if a view is set, and waits for the grid of the whole dataset."""
+    page.wait_for_selector("[data-cy=entry-counts]", timeout=60_000)
+    if grid_count(page) != n:
+        page.locator("[data-cy=btn-clear-view-bar]").click()
+        wait_grid_count(page, n, timeout=90_000)
+    page.wait_for_selector("[data-cy=looker] canvas[canvas-loaded=true]", timeout=60_000)
+
+
 def test_app_sorts_by_our_index_from_a_prompt_and_a_selected_sample(page, app_url,
                                                                      e2e_dataset, artifacts):
     ds = e2e_dataset
     assert "vc_demo" in ds.list_brain_runs()
     open_dataset(page, app_url, ds.name)
-    page.wait_for_selector("[data-cy=looker] canvas[canvas-loaded=true]", timeout=60_000)
+    _whole_dataset(page, len(ds))   # the App keeps the last view of earlier tests
 
     # 1. the text prompt of the grid's similarity button (no selection: a prompt)
     page.locator(SORT).click()
@@ -56,9 +66,7 @@ def test_app_sorts_by_our_index_from_a_prompt_and_a_selected_sample(page, app_ur
     # 2. select a sample → "sort by image similarity" → the grid re-sorted by our vectors
     page.locator("[data-cy^=panel-tab-]", has_text="Similarity Search").first.click(
         button="middle")                           # closes the panel: the grid full width
-    page.locator("[data-cy=btn-clear-view-bar]").click()
-    wait_grid_count(page, len(ds), timeout=90_000)
-    page.wait_for_selector("[data-cy=looker] canvas[canvas-loaded=true]", timeout=60_000)
+    _whole_dataset(page, len(ds))
     query_id = ds.values("id")[3]
     fourth = page.locator("[data-cy=looker]").nth(3)
     fourth.hover()
@@ -75,3 +83,10 @@ def test_app_sorts_by_our_index_from_a_prompt_and_a_selected_sample(page, app_ur
     shot(page, artifacts, "brain-05-image-sorted")
     expected = [truth[i] for i, _ in similar_ids(ds, sample_id=query_id, k=12)]
     assert labels == expected
+
+    # leave the App as found: no selection, no view, no open search panel
+    open_operator(page, "Clear selected samples", form=False)
+    page.wait_for_selector("[data-cy=action-manage-selected]", state="detached", timeout=30_000)
+    page.locator("[data-cy^=panel-tab-]", has_text="Similarity Search").first.click(
+        button="middle")
+    _whole_dataset(page, len(ds))
