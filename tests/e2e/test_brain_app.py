@@ -74,14 +74,22 @@ def test_app_sorts_by_our_index_from_a_prompt_and_a_selected_sample(page, app_ur
     page.locator(SORT).click()
     page.get_by_text("Show similar samples", exact=True).click()
     shot(page, artifacts, "brain-04-image-search")
-    show = page.locator("button[aria-label='Show results']").first
-    show.wait_for(timeout=90_000)
-    page.get_by_text("Completed").first.wait_for(timeout=90_000)
-    show.evaluate("b => b.click()")
+    # the new search is listed first, once both searches are there and completed
+    page.wait_for_function(
+        "sel => { const t = document.body.innerText;"
+        " return t.includes('Image similarity (1 prompt) · vc_demo')"
+        " && t.split('Completed').length - 1 >= 2"
+        " && document.querySelectorAll(sel).length >= 2; }",
+        arg="button[aria-label='Show results']", timeout=90_000)
+    page.locator("button[aria-label='Show results']").first.evaluate("b => b.click()")
     wait_grid_count(page, 25, timeout=90_000)
+    expected = [truth[i] for i, _ in similar_ids(ds, sample_id=query_id, k=12)]
+    page.wait_for_function(      # the grid switched from the text results to these
+        "first => { const e = document.querySelector(\"[data-cy=looker] [title^='ground_truth: ']\");"
+        " return e && e.getAttribute('title') === 'ground_truth: ' + first; }",
+        arg=expected[0], timeout=90_000)
     labels = _labels_in_grid(page, 12)
     shot(page, artifacts, "brain-05-image-sorted")
-    expected = [truth[i] for i, _ in similar_ids(ds, sample_id=query_id, k=12)]
     assert labels == expected
 
     # leave the App as found: no selection, no view, no open search panel
