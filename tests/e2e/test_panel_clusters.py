@@ -155,7 +155,10 @@ def wait_panel_text(page, text, timeout=30_000):
 
 def set_knob(page, level, levels=5):
     """Clicks the granularity slider (bottom right) at the mark of ``level``."""
-    slider = page.locator(f"{PANEL} .MuiSlider-root").last
+    # the knob is the slider labelled "Granularity" (the health section has sliders too)
+    slider = page.locator(f"{PANEL} div").filter(
+        has=page.get_by_text("Granularity", exact=True)).filter(
+        has=page.locator(".MuiSlider-root")).last.locator(".MuiSlider-root").first
     slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
     x = box["x"] + box["width"] * (level - 1) / (levels - 1)
