@@ -20,6 +20,7 @@ from . import cache
 logger = logging.getLogger(__name__)
 
 BOX_PX = 300
+STEP = 0.01  # the threshold sliders' step
 FLAGGED = "#FF6D04"
 BELOW = "#9E9E9E"
 _PATH = re.compile(r"issue_(\w+)\.threshold$")
@@ -37,13 +38,21 @@ def threshold_event(ctx, thresholds):
     params = ctx.params or {}
     m = _PATH.search(str(params.get("path") or ""))
     if m and m.group(1) in thresholds and params.get("value") is not None:
-        return m.group(1), float(params["value"])
+        issue, value = m.group(1), float(params["value"])
+        return (issue, value) if _moved(value, thresholds[issue]) else (None, None)
     health = ctx.panel.state.get("health") or {}
     for issue, t in thresholds.items():
         v = (health.get(f"issue_{issue}") or {}).get("threshold")
-        if v is not None and t is not None and abs(float(v) - float(t)) > 1e-9:
+        if v is not None and _moved(float(v), t):
             return issue, float(v)
     return None, None
+
+
+def _moved(value, stored):
+    """Whether a slider value is a move away from the stored threshold. The App also sends
+    the value a slider is (re)mounted with, e.g. when a box reappears as the view changes:
+    that is the stored threshold (up to the slider's rounding) and must change nothing."""
+    return stored is None or abs(value - float(stored)) >= STEP / 2
 
 
 def selection_text(sel):
@@ -132,7 +141,7 @@ class ReviewSection:
                       view=types.SliderView(
                           min=0, max=1, label="threshold", label_position="left",
                           value_label_display="auto", value_precision=2,
-                          componentsProps={"slider": {"step": 0.01}}),
+                          componentsProps={"slider": {"step": STEP}}),
                       on_change=self.on_threshold)
         tagged = st.get("tagged")
         if tagged:

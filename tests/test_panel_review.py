@@ -57,6 +57,12 @@ def test_slider_event_rederives_and_shows_the_flagged(fm):
         assert all("mislabel" in i for i in grid.values("vc_issues"))
         assert vc.review_state(ds)["mislabel"]["threshold"] == t
         assert any(u == "notify" for u, _ in ops)
+    # the value a slider is (re)mounted with (the stored threshold) changes nothing
+    bright = vc.review_state(ds)["bright"]["threshold"]
+    _, ops = _panel(ds, "on_threshold", state={"health": {"issue_bright": {"threshold": bright}}},
+                    path="health.issue_bright.threshold", value=round(bright, 2))
+    assert not [u for u, _ in ops if u == "set_view"], ops
+    assert vc.review_state(ds)["mislabel"]["threshold"] == 0.9
     # without path/value: the slider whose state differs from the stored threshold
     _, ops = _panel(ds, "on_threshold", state={"health": {"issue_mislabel": {"threshold": 0.6}}})
     assert vc.review_state(ds)["mislabel"]["threshold"] == 0.6
