@@ -3,7 +3,7 @@ from the analyses' fields. A run that changes only thresholds re-derives it from
 scores (:func:`rederive_issues`) instead of analysing again."""
 from __future__ import annotations
 
-from .analyzers import ISSUES
+from .analyzers import ISSUES, ISSUES_FIELD
 
 
 def issue_lists(columns, thresholds, rows):
@@ -40,3 +40,35 @@ def rederive_issues(collection, fields_present, thresholds, commit_process=None)
     vcf.set_sample_values(collection, {"vc_issues": lists}, descriptions=DESCRIPTIONS,
                           types=FIELD_TYPES, ids=ids, commit_process=commit_process)
     return counts
+
+
+def issues_expression(fields_present, thresholds):
+    """A MongoDB aggregation expression of ``vc_issues`` from a sample's stored issue fields
+    (those in ``fields_present``), equal to :func:`issue_lists`: the issues in analysis order
+    whose field reaches the threshold (a flag: is true). A missing, null or NaN score flags
+    nothing (BSON orders null and NaN below every number)."""
+    parts = []
+    for name, spec in ISSUES.items():
+        if spec.field not in fields_present:
+            continue
+        ref = "$" + spec.field
+        hit = ({"$eq": [ref, True]} if spec.flag else
+               {"$and": [{"$isNumber": ref}, {"$gte": [ref, float(thresholds[name])]}]})
+        parts.append({"$cond": [hit, [name], []]})
+    return {"$concatArrays": parts} if parts else {"$literal": []}
+
+
+def rederive_in_bands(dataset, fields_present, thresholds, bands):
+    """Re-derives ``vc_issues`` in place (one server-side update, no transfer) of the samples
+    of ``dataset`` whose score of an issue lies in that issue's band ``[lo, hi)`` of
+    ``bands`` (``{issue: (lo, hi)}``): the only samples whose list can change when the issue's
+    threshold moves inside its band. Sets ``last_modified_at``. Returns the samples matched."""
+    ors = [{ISSUES[n].field: {"$gte": float(lo), "$lt": float(hi)}}
+           for n, (lo, hi) in bands.items() if ISSUES[n].field in fields_present]
+    if not ors:
+        return 0
+    res = dataset._sample_collection.update_many(
+        {"$or": ors},
+        [{"$set": {ISSUES_FIELD.name: issues_expression(fields_present, thresholds),
+                   "last_modified_at": "$$NOW"}}])
+    return int(res.matched_count)

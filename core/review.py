@@ -4,8 +4,10 @@ An analysis stores a confidence per issue (``vc_mislabel``, ``vc_blur``, … in 
 duplicate issue is a yes/no flag, ``vc_duplicate``) and ``vc_issues``: the issues whose
 confidence reaches the run's threshold. :func:`set_issue_thresholds` moves thresholds and
 re-derives ``vc_issues`` from the stored scores: only the items whose score lies between the
-old and the new threshold can change, so only those are read and written (one filtered scan,
-one committed write of the changed items, :func:`.fields.set_sample_values`). The thresholds
+old and the new threshold can change, so only those are rewritten, in place by the database
+(one filtered update, :func:`.issues.rederive_in_bands`; nothing is transferred). The bands
+being rewritten are kept on the run record until the write is done, so a call that was
+interrupted is finished by the next one. The thresholds
 stay on the analysis run record, so later runs (``analyze`` without ``thresholds``) keep them.
 
 :func:`tag_flagged` tags an issue's flagged items, :func:`mark_reviewed` marks an issue as
@@ -25,11 +27,14 @@ from datetime import datetime, timezone
 
 from . import runs as vcr
 from .analyzers import DEFAULT_THRESHOLD, ISSUES, ISSUES_FIELD
+from .issues import rederive_in_bands
 
 logger = logging.getLogger(__name__)
 
 #: the run-config key holding ``{issue: {"reviewed": {...}, "tagged": {...}}}``
 REVIEW = "review"
+#: the run-config key of a re-derivation under way: ``{issue: [lo, hi]}`` score bands
+PENDING = "pending_bands"
 HIST_BINS = 20
 
 
@@ -121,8 +126,6 @@ def set_issue_thresholds(dataset, thresholds: Mapping[str, float], *,
         summary["issues"]["mislabel"]     # samples flagged at 0.7
         view = vc.flagged_view(dataset, "mislabel")   # them, most confident first
     """
-    from . import fields as vcf
-    from .analyze import DESCRIPTIONS, FIELD_TYPES
     from .locks import run_lock
 
     t0 = time.perf_counter()
@@ -138,22 +141,16 @@ def set_issue_thresholds(dataset, thresholds: Mapping[str, float], *,
         full = not _present(ds, patches_field, [ISSUES_FIELD.name])
         if patches_field:
             changed = _rederive_objects(ds, patches_field, present, new) if moved or full else 0
+        elif full:
+            changed = _rederive_all(ds, present, new)
         else:
-            proc = vcf.start_commit_process() if moved or full else None
-            try:
-                ids, columns = _read_band(ds, present, {n: (old[n], new[n]) for n in moved},
-                                          full)
-                changed = len(ids)
-                if ids:
-                    from .issues import issue_lists
-
-                    lists, _ = issue_lists(columns, new, range(len(ids)))
-                    vcf.set_sample_values(ds, {ISSUES_FIELD.name: lists},
-                                          descriptions=DESCRIPTIONS, types=FIELD_TYPES,
-                                          ids=ids, commit_process=proc)
-                    proc = None
-            finally:
-                vcf.end_commit_process(proc)
+            bands = _bands(conf.get(PENDING), {n: (old[n], new[n]) for n in moved})
+            changed = 0
+            if bands:
+                # journal: an interrupted write is finished by the next call (its bands join)
+                vcr.update_config(ds, _key(None), conf := dict(conf, **{PENDING: bands}))
+                changed = rederive_in_bands(ds, present, new, bands)
+        conf = {k: v for k, v in conf.items() if k != PENDING}
         counts = flagged_counts(ds, patches_field=patches_field)
         record = dict(conf, thresholds=new, issue_counts=counts)
         if conf.get("basis"):  # analyze() with these thresholds is then a no-op
@@ -164,23 +161,25 @@ def set_issue_thresholds(dataset, thresholds: Mapping[str, float], *,
     return dict(thresholds=new, issues=counts, changed=changed, seconds=round(secs, 3))
 
 
-def _read_band(ds, present, moved, full):
-    """``(ids, {field: values})`` of the samples whose ``vc_issues`` can change: those with a
-    moved issue's score in ``[min(old, new), max(old, new))`` (every sample when ``full``)."""
-    if full:
-        query = {}
-    elif not moved:
-        return [], {}
-    else:
-        query = {"$or": [{ISSUES[n].field: {"$gte": min(a, b), "$lt": max(a, b)}}
-                         for n, (a, b) in moved.items()]}
-    proj = {f: 1 for f in present}
-    ids, columns = [], {f: [] for f in present}
-    for doc in ds._sample_collection.find(query, proj):
-        ids.append(str(doc["_id"]))
-        for f in present:
-            columns[f].append(doc.get(f))
-    return ids, columns
+def _bands(pending, moved):
+    """``{issue: [lo, hi]}``: the score ranges whose items' ``vc_issues`` must be re-derived,
+    the moved thresholds' ``[min(old, new), max(old, new))`` joined with those of a write
+    that was interrupted (``pending``, from the run record)."""
+    out = {n: [float(lo), float(hi)] for n, (lo, hi) in (pending or {}).items()}
+    for n, (a, b) in moved.items():
+        lo, hi = min(a, b), max(a, b)
+        if n in out:
+            lo, hi = min(lo, out[n][0]), max(hi, out[n][1])
+        out[n] = [float(lo), float(hi)]
+    return out
+
+
+def _rederive_all(ds, present, thresholds):
+    """Every sample's ``vc_issues`` (the field was never written)."""
+    from .issues import rederive_issues
+
+    rederive_issues(ds, present, thresholds)
+    return len(ds)
 
 
 def _rederive_objects(ds, patches_field, present, thresholds):

@@ -5,6 +5,8 @@ run record; nothing of the user's is touched."""
 import numpy as np
 import pytest
 
+from fiftyone import ViewField as F
+
 import visual_curation as vc
 from visual_curation.core import runs as vcr
 from visual_curation.core import review as vcrev
@@ -80,6 +82,32 @@ def test_thresholds_rederive_exactly_the_moved_band(scored):
     assert ds.values("vc_issues") == before
     # same thresholds again: nothing read, nothing written
     assert vc.set_issue_thresholds(ds, {"mislabel": 0.5})["changed"] == 0
+
+
+def test_an_interrupted_rederivation_is_finished_by_the_next_call(scored):
+    """The moved bands are kept on the run record until the write is done: a write cut short
+    (here: half of the band 0.5 -> 0.9 rewritten, the record still at 0.5) is completed by the
+    next move, to any threshold. NaN scores flag nothing, as in a full run."""
+    from visual_curation.core.issues import rederive_in_bands
+
+    ds = scored
+    nan_ids = ds.match(F("vc_mislabel") < 0.5).take(20, seed=1).values("id")   # not flagged
+    ds.select(nan_ids).set_values("vc_mislabel", [float("nan")] * 20)
+    present = [s.field for s in ISSUES.values()]
+    th = {**vcrev.stored_thresholds(ds), "mislabel": 0.9}
+    conf = vcr.load_config(ds, analysis_run_key(None))
+    vcr.update_config(ds, analysis_run_key(None),
+                      dict(conf, **{vcrev.PENDING: {"mislabel": [0.5, 0.9]}}))
+    assert rederive_in_bands(ds, present, th, {"mislabel": (0.7, 0.9)}) > 0   # then killed
+    assert ds.values("vc_issues") != expected(ds, {"mislabel": 0.5})
+    out = vc.set_issue_thresholds(ds, {"mislabel": 0.6})
+    assert ds.values("vc_issues") == expected(ds, {"mislabel": 0.6})
+    assert vcrev.PENDING not in vcr.load_config(ds, analysis_run_key(None))
+    scores = [v for v in ds.values("vc_mislabel") if v is not None and v == v]
+    assert out["issues"]["mislabel"] == sum(v >= 0.6 for v in scores)
+    vc.set_issue_thresholds(ds, {"mislabel": 0.0})                 # every number, not NaN
+    assert ds.values("vc_issues") == expected(ds, {"mislabel": 0.0})
+    assert not any("mislabel" in (i or []) for i in ds.select(nan_ids).values("vc_issues"))
 
 
 def test_thresholds_checked(scored):
