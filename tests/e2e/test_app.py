@@ -2,17 +2,16 @@
 operators, their forms explain what is missing, "run analyses" makes ``vc_issues`` appear in the
 sidebar, filtering it by "dark" leaves exactly the dark images in the grid, and a text search
 re-sorts the grid by CLIP similarity. Every step leaves a screenshot in test-artifacts/."""
-import re
-
 import pytest
 from fiftyone import ViewField as F
 
 from visual_curation.core.similarity import similar_ids
 
+from .browser import (PALETTE_INPUT, PROMPT, blur, execute, looker_values, open_dataset,
+                      open_operator, shot, show_field, wait_executable, wait_grid)
+
 pytestmark = [pytest.mark.e2e]
 
-PALETTE_INPUT = "input[placeholder*='Search operations']"
-PROMPT = "[data-cy=operators-prompt-modal]"
 LABELS = {
     "compute_embeddings": "Visual Curation: compute embeddings",
     "run_analyses": "Visual Curation: run analyses",
@@ -23,85 +22,6 @@ LABELS = {
     "find_leakage": "Visual Curation: find split leakage",
     "delete_run": "Visual Curation: delete results",
 }
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-def shot(page, artifacts, name):
-    page.screenshot(path=str(artifacts / f"{name}.png"))
-
-
-def open_dataset(page, url, name):
-    page.goto(f"{url}/datasets/{name}")
-    page.wait_for_selector("[data-cy=looker]", timeout=90_000)
-    page.wait_for_selector("[data-cy=entry-counts]", timeout=30_000)
-    dismiss = page.get_by_text("Dismiss", exact=True)
-    try:
-        dismiss.first.click(timeout=3_000)  # the "Explore Enterprise" pop-up
-    except Exception:  # noqa: BLE001 - not shown
-        pass
-
-
-def grid_count(page):
-    text = page.locator("[data-cy=entry-counts]").first.inner_text()
-    nums = [int(x.replace(",", "")) for x in re.findall(r"[\d,]+", text)]
-    return nums[0] if nums else None
-
-
-def wait_grid_count(page, n, timeout=60_000):
-    page.wait_for_function(
-        """n => {
-            const el = document.querySelector('[data-cy=entry-counts]');
-            if (!el) return false;
-            const m = el.innerText.replace(/,/g, '').match(/\\d+/);
-            return m && parseInt(m[0]) === n;
-        }""", arg=n, timeout=timeout)
-
-
-def blur(page):
-    """Keys go to the App, not to a focused input (the palette opens on the backtick key)."""
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")
-
-
-def open_operator(page, label, form=True):
-    """The command palette (backtick key), filtered by ``label``, Enter on the operator (which
-    opens its form, or runs at once when it has none)."""
-    blur(page)
-    page.keyboard.press("`")
-    page.wait_for_selector(PALETTE_INPUT, timeout=15_000)
-    page.keyboard.type(label)
-    page.get_by_text(label, exact=True).first.wait_for(timeout=15_000)
-    page.keyboard.press("Enter")
-    if form:
-        page.wait_for_selector(PROMPT, timeout=30_000)
-
-
-def wait_executable(page):
-    """Until the form is valid (its Execute button enabled)."""
-    page.locator(PROMPT).get_by_role("button", name="Execute").wait_for(timeout=15_000)
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('[data-cy=operators-prompt-modal] button')]
-                  .some(b => b.innerText.trim() === 'Execute' && !b.disabled)""",
-        timeout=30_000)
-
-
-def execute(page):
-    wait_executable(page)
-    page.locator(PROMPT).get_by_role("button", name="Execute").click()
-
-
-def looker_values(page, field):
-    """The values of ``field`` shown on the grid's thumbnails, in grid order (the field must be
-    made visible in the sidebar)."""
-    titles = page.locator(f"[data-cy=looker] [title^='{field}: ']").evaluate_all(
-        "els => els.map(e => e.getAttribute('title'))")
-    return [t.split(": ", 1)[1] for t in titles]
-
-
-def show_field(page, field):
-    box = page.locator(f"[data-cy=checkbox-{field}]")
-    box.wait_for(timeout=30_000)
-    box.click()
 
 
 # ------------------------------------------------------------------------------------ tests
@@ -133,7 +53,7 @@ def test_analyse_filter_dark_and_text_search(page, app_url, e2e_dataset, artifac
     ds = e2e_dataset
     n = len(ds)
     open_dataset(page, app_url, ds.name)
-    wait_grid_count(page, n)
+    wait_grid(page, n)
 
     # 1. run analyses from the command palette
     open_operator(page, LABELS["run_analyses"])
@@ -168,7 +88,7 @@ def test_analyse_filter_dark_and_text_search(page, app_url, e2e_dataset, artifac
     search.type("dark")
     page.locator("[data-cy=selector-results-container-sidebar-search-vc_issues]").get_by_text(
         "dark", exact=True).click()
-    wait_grid_count(page, n_dark)
+    wait_grid(page, n_dark)
     show_field(page, "vc_dark")
     show_field(page, "bench_truth_kind")
     page.wait_for_function(
@@ -182,7 +102,7 @@ def test_analyse_filter_dark_and_text_search(page, app_url, e2e_dataset, artifac
 
     # 3. text search (the whole dataset) → the grid re-sorted by CLIP similarity
     open_operator(page, "Clear sidebar filters", form=False)
-    wait_grid_count(page, n)
+    wait_grid(page, n)
     open_operator(page, LABELS["text_search"])
     modal = page.locator(PROMPT)
     modal.locator("input").first.fill("a photo of a sneaker")
@@ -192,7 +112,7 @@ def test_analyse_filter_dark_and_text_search(page, app_url, e2e_dataset, artifac
     page.wait_for_timeout(500)  # the field's own validation message catches up
     shot(page, artifacts, "08-text-search-form")
     execute(page)
-    wait_grid_count(page, 24)
+    wait_grid(page, 24)
     show_field(page, "vc_similarity")
     page.wait_for_function(
         "() => document.querySelectorAll(\"[data-cy=looker] [title^='vc_similarity: ']\")"

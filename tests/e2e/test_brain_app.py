@@ -6,8 +6,7 @@ import pytest
 
 from visual_curation.core.similarity import similar_ids
 
-from .test_app import (grid_count, looker_values, open_dataset, open_operator, shot,
-                       wait_grid_count)
+from .browser import looker_values, open_dataset, open_operator, shot, wait_grid, whole_dataset
 
 pytestmark = [pytest.mark.e2e]
 
@@ -22,11 +21,8 @@ def _labels_in_grid(page, n):
 
 
 def _whole_dataset(page, n):
-    """Clears the view bar if a view is set, and waits for the grid of the whole dataset."""
-    page.wait_for_selector("[data-cy=entry-counts]", timeout=60_000)
-    if grid_count(page) != n:
-        page.locator("[data-cy=btn-clear-view-bar]").click()
-        wait_grid_count(page, n, timeout=90_000)
+    """The grid of the whole dataset, its tiles drawn."""
+    whole_dataset(page, n)
     page.wait_for_selector("[data-cy=looker] canvas[canvas-loaded=true]", timeout=60_000)
 
 
@@ -54,7 +50,7 @@ def test_app_sorts_by_our_index_from_a_prompt_and_a_selected_sample(page, app_ur
     # (a JS click: the row's drag-and-drop wrapper is aria-disabled, which Playwright's
     # actionability check reads as the button's own state)
     show.evaluate("b => b.click()")                # its results into the grid
-    wait_grid_count(page, 25, timeout=90_000)
+    wait_grid(page, 25, timeout=90_000)
     labels = _labels_in_grid(page, 20)
     shot(page, artifacts, "brain-03-prompt-sorted")
     assert sum(lab == "sneaker" for lab in labels) / 20 >= 0.8, labels
@@ -82,7 +78,7 @@ def test_app_sorts_by_our_index_from_a_prompt_and_a_selected_sample(page, app_ur
         " && document.querySelectorAll(sel).length >= 2; }",
         arg="button[aria-label='Show results']", timeout=90_000)
     page.locator("button[aria-label='Show results']").first.evaluate("b => b.click()")
-    wait_grid_count(page, 25, timeout=90_000)
+    wait_grid(page, 25, timeout=90_000)
     expected = [truth[i] for i, _ in similar_ids(ds, sample_id=query_id, k=12)]
     page.wait_for_function(      # the grid switched from the text results to these
         "first => { const e = document.querySelector(\"[data-cy=looker] [title^='ground_truth: ']\");"

@@ -2,16 +2,15 @@
 run from the command palette, opens the App's own Embeddings panel on our map coloured by
 ``vc_cluster_2``; a lasso drawn around part of the map filters the grid to exactly the points
 inside it. Every step leaves a screenshot in test-artifacts/ (map-*.png)."""
-import re
-
 import numpy as np
 import pytest
+
+from . import browser
+from .browser import PROMPT, execute, grid_count, open_dataset, open_operator, whole_dataset
 
 pytestmark = [pytest.mark.e2e]
 
 LABEL = "Visual Curation: embedding map"
-PALETTE_INPUT = "input[placeholder*='Search operations']"
-PROMPT = "[data-cy=operators-prompt-modal]"
 PANEL = "[data-cy=panel-content-Embeddings]"
 
 
@@ -29,64 +28,15 @@ def map_fm(tmp_root, vc_helpers):
 
 
 def shot(page, artifacts, name):
-    page.wait_for_timeout(1_500)
-    page.screenshot(path=str(artifacts / f"{name}.png"))
-
-
-def open_dataset(page, url, name):
-    page.goto(f"{url}/datasets/{name}")
-    page.wait_for_selector("[data-cy=looker]", timeout=90_000)
-    page.wait_for_selector("[data-cy=entry-counts]", timeout=30_000)
-    try:
-        page.get_by_text("Dismiss", exact=True).first.click(timeout=3_000)
-    except Exception:  # noqa: BLE001 - not shown
-        pass
-
-
-def grid_count(page):
-    text = page.locator("[data-cy=entry-counts]").first.inner_text()
-    m = re.search(r"[\d,]+", text)
-    return int(m.group(0).replace(",", "")) if m else None
-
-
-def wait_grid(page, n, timeout=60_000):
-    page.wait_for_function(
-        """n => {
-            const el = document.querySelector('[data-cy=entry-counts]');
-            const m = el && el.innerText.replace(/,/g, '').match(/\\d+/);
-            return m && parseInt(m[0]) === n;
-        }""", arg=n, timeout=timeout)
-
-
-def run_operator(page, params_text=None):
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")
-    page.keyboard.press("`")
-    page.wait_for_selector(PALETTE_INPUT, timeout=15_000)
-    page.keyboard.type(LABEL)
-    page.get_by_text(LABEL, exact=True).first.wait_for(timeout=15_000)
-    page.keyboard.press("Enter")
-    page.wait_for_selector(PROMPT, timeout=30_000)
-
-
-def execute(page):
-    page.locator(PROMPT).get_by_role("button", name="Execute").wait_for(timeout=15_000)
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('[data-cy=operators-prompt-modal] button')]
-                  .some(b => b.innerText.trim() === 'Execute' && !b.disabled)""",
-        timeout=30_000)
-    page.locator(PROMPT).get_by_role("button", name="Execute").click()
-
-
-def panel_text(page):
-    return page.locator(PANEL).first.inner_text()
+    browser.shot(page, artifacts, name, settle_ms=1_500)
 
 
 def test_embeddings_panel_shows_our_map_and_a_lasso_filters_the_grid(page, app_url, artifacts,
                                                                       map_fm):
     ds = map_fm
     open_dataset(page, app_url, ds.name)
-    assert grid_count(page) == len(ds)
-    run_operator(page)
+    whole_dataset(page, len(ds))
+    open_operator(page, LABEL)
     modal = page.locator(PROMPT)
     modal.get_by_text("Colour by cluster level", exact=False).first.wait_for()
     shot(page, artifacts, "map-1-form")

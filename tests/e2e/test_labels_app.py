@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from fiftyone import ViewField as F
 
-from e2e.test_app import (PROMPT, execute, looker_values, open_dataset, open_operator, shot,
-                          wait_grid_count)
+from e2e.browser import (PROMPT, execute, looker_values, open_dataset, open_operator, shot,
+                         wait_grid)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -88,7 +88,7 @@ def test_accept_suggestions_then_undo_in_the_app(page, app_url, artifacts, misla
     assert before != suggested
     open_dataset(page, app_url, ds.name)
     _filter_issue(page, "mislabel")
-    wait_grid_count(page, n)                             # labels are shown by default
+    wait_grid(page, n)                             # labels are shown by default
     assert _grid_labels(page, n) == before
     shot(page, artifacts, "labels-01-flagged-mislabels")
 
@@ -98,7 +98,7 @@ def test_accept_suggestions_then_undo_in_the_app(page, app_url, artifacts, misla
     shot(page, artifacts, "labels-02-accept-form")
     execute(page)
     _wait_db(lambda: sorted(flagged.values("ground_truth.label")) == suggested)
-    wait_grid_count(page, n)                 # the grid shows the changed samples
+    wait_grid(page, n)                 # the grid shows the changed samples
     _wait_labels(page, suggested)
     shot(page, artifacts, "labels-03-accepted")
 
@@ -115,13 +115,13 @@ def test_propagate_review_and_accept_in_the_app(page, app_url, artifacts, partly
     ds = partly_labelled
     n_examples = ds.count("ground_truth")
     open_dataset(page, app_url, ds.name)
-    wait_grid_count(page, len(ds))
+    wait_grid(page, len(ds))
     open_operator(page, "Visual Curation: propagate labels")
     page.locator(PROMPT).get_by_text(f"{n_examples} examples of 10 classes",
                                      exact=False).first.wait_for()
     shot(page, artifacts, "labels-06-propagate-form")
     execute(page)
-    wait_grid_count(page, 50, timeout=120_000)        # the least confident batch
+    wait_grid(page, 50, timeout=120_000)        # the least confident batch
     shot(page, artifacts, "labels-07-first-batch")
     ds.reload()                                      # the field was added by the App server
     assert ds.count("vc_propagated") == len(ds) - n_examples
@@ -131,7 +131,7 @@ def test_propagate_review_and_accept_in_the_app(page, app_url, artifacts, partly
     execute(page)
     _wait_db(lambda: ds.count("ground_truth") == n_examples + 50)
     assert ds.count_label_tags().get("vc_propagated") == 50
-    wait_grid_count(page, 50)
+    wait_grid(page, 50)
     shot(page, artifacts, "labels-08-accepted-next-batch")
     assert not set(ds.match(F("ground_truth.tags").contains("vc_propagated")).values("id")) & \
         set(ds.match(~F("ground_truth").exists()).values("id"))

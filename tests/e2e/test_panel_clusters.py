@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from . import browser
+from .browser import grid_count, open_dataset, wait_grid
+
 pytestmark = [pytest.mark.e2e]
 
 LABEL = "Visual Curation: clusters"
@@ -69,35 +72,7 @@ def panel_det(vc_helpers):
 def shot(page, artifacts, name):
     """A screenshot once the grid's tiles and the panel's thumbnails have been drawn."""
     page.wait_for_selector("[data-cy=looker]", timeout=30_000)
-    page.wait_for_timeout(2_000)
-    page.screenshot(path=str(artifacts / f"{name}.png"))
-
-
-def open_dataset(page, url, name):
-    page.goto(f"{url}/datasets/{name}")
-    page.wait_for_selector("[data-cy=looker]", timeout=90_000)
-    page.wait_for_selector("[data-cy=entry-counts]", timeout=30_000)
-    try:
-        page.get_by_text("Dismiss", exact=True).first.click(timeout=3_000)  # "Explore Enterprise"
-    except Exception:  # noqa: BLE001 - not shown
-        pass
-
-
-def grid_count(page):
-    text = page.locator("[data-cy=entry-counts]").first.inner_text()
-    m = re.search(r"[\d,]+", text)
-    return int(m.group(0).replace(",", "")) if m else None
-
-
-def wait_grid(page, n, unit="samples", timeout=60_000):
-    page.wait_for_function(
-        """([n, unit]) => {
-            const el = document.querySelector('[data-cy=entry-counts]');
-            if (!el) return false;
-            const t = el.innerText.replace(/,/g, '');
-            const m = t.match(/(\\d+)\\s+(\\w+)/);
-            return m && parseInt(m[1]) === n && m[2].startsWith(unit);
-        }""", arg=[n, unit], timeout=timeout)
+    browser.shot(page, artifacts, name, settle_ms=2_000)
 
 
 def open_panel(page, expect_cards=True):

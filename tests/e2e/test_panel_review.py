@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from .test_panel_clusters import (PANEL, grid_count, open_dataset, open_panel, shot, wait_grid,
-                                 wait_panel_text)
+from .browser import grid_count, open_dataset, wait_grid, whole_dataset
+from .test_panel_clusters import PANEL, open_panel, shot, wait_panel_text
 
 pytestmark = [pytest.mark.e2e]
 
@@ -71,9 +71,7 @@ def test_threshold_slider_changes_the_flagged_count_and_the_grid(page, app_url, 
     ds = review_fm
     scores_before = ds.values("vc_mislabel")
     open_dataset(page, app_url, ds.name)
-    if grid_count(page) != len(ds):        # the App keeps the view earlier tests left
-        page.locator("[data-cy=btn-clear-view-bar]").click()
-        wait_grid(page, len(ds))
+    whole_dataset(page, len(ds))
     open_panel(page)
     page.wait_for_selector(f"{PANEL} .js-plotly-plot", timeout=30_000)
     n0 = shown_flagged(page)

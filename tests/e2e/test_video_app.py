@@ -6,7 +6,7 @@ import pytest
 
 import fiftyone as fo
 
-from e2e.test_app import open_dataset, shot, wait_grid_count
+from e2e.browser import open_dataset, shot, wait_grid
 from test_video import videos  # noqa: F401 - the fixture
 
 import visual_curation as vc
@@ -49,7 +49,7 @@ def test_core_frame_opens_its_video_clip(page, app_url, core_frames, artifacts):
     }""")
     assert clicked
     page.wait_for_url(re.compile(re.escape(vds.name) + r"(?!-core-frames)"), timeout=60_000)
-    wait_grid_count(page, 1)        # one clip, not the dataset's three videos
+    wait_grid(page, 1)        # one clip, not the dataset's three videos
     page.wait_for_function(             # "1 clip": the clips view, not one video sample
         "() => /\\bclip\\b/.test(document.querySelector('[data-cy=entry-counts]').innerText)",
         timeout=30_000)
