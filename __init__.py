@@ -18,6 +18,7 @@ if __package__:   # as the package (SDK, plugin loader); pytest also imports thi
         accept_suggestions,
         analyze,
         brain_key_for,
+        carry_results,
         cluster_summaries,
         compute_embedding_map,
         compute_embeddings,

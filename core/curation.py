@@ -54,19 +54,60 @@ def clean_views(collection, drop_duplicates=True, issues=()):
     return collection.match(~drop), collection.match(drop)
 
 
+def clean_counts(collection, drop_duplicates=True, issues=()):
+    """What a clean-up of ``collection`` keeps and drops, before running it::
+
+        {"total": n, "kept": n, "dropped": n, "reasons": {"duplicate": n, "blur": n, ...}}
+
+    ``reasons`` counts the samples dropped for each reason (one sample can have several):
+    ``duplicate`` the copies (``vc_duplicate``; every group keeps one), each issue the samples
+    with it in ``vc_issues``."""
+    from fiftyone import ViewField as F
+
+    has_dups = collection._dataset.has_sample_field("vc_duplicate")
+    kept, dropped = clean_views(collection, drop_duplicates, issues)
+    reasons = {}
+    if drop_duplicates and has_dups:
+        reasons["duplicate"] = len(dropped.match(F("vc_duplicate") == True))  # noqa: E712
+    if issues:
+        found = dropped.count_values("vc_issues")
+        reasons.update({i: int(found.get(i, 0)) for i in issues})
+    n_drop = len(dropped)
+    return {"total": len(collection), "kept": len(collection) - n_drop, "dropped": n_drop,
+            "reasons": reasons}
+
+
+def counts_text(counts):
+    """One line for a person: ``Keeps 950 of 1,070 samples; drops 120 (duplicate 30, blur
+    12; a sample can have several reasons)``."""
+    why = ", ".join(f"{k} {v:,}" for k, v in counts["reasons"].items())
+    several = "; a sample can have several reasons" if len(counts["reasons"]) > 1 else ""
+    return (f"Keeps {counts['kept']:,} of {counts['total']:,} samples; drops "
+            f"{counts['dropped']:,}" + (f" ({why}{several})" if why else ""))
+
+
 def clean(collection, name, drop_duplicates=True, issues=(), new_dataset=False,
           delete_originals=False):
     """Keeps the samples of ``collection`` that :func:`clean_views` keeps, as the saved view
-    ``name`` of the dataset, or (``new_dataset``) as a new persistent dataset ``name``;
-    ``delete_originals`` also deletes the dropped samples from the dataset.
+    ``name`` of the dataset, or (``new_dataset``) as a new persistent dataset ``name`` that
+    carries the analysis (:func:`.carry.carry_results`: vectors, run records, similarity
+    index), so the panel and search work on it at once; ``delete_originals`` also deletes the
+    dropped samples from the dataset.
 
-    Returns ``{"kept", "dropped", "saved_view" or "dataset", and "deleted" when deleting}``.
+    Returns :func:`clean_counts` plus ``"saved_view"`` or ``"dataset"`` (and ``"carried"``:
+    the tables and runs copied), and ``"deleted"`` when deleting.
     """
     dataset = collection._dataset
+    counts = clean_counts(collection, drop_duplicates, issues)
     kept, dropped = clean_views(collection, drop_duplicates, issues)
-    out = {"kept": len(kept), "dropped": len(dropped)}
+    out = dict(counts)
     if new_dataset:
-        out["dataset"] = kept.clone(name, persistent=True).name
+        from .carry import carry_results
+
+        clone = kept.clone(name, persistent=True)
+        out["dataset"] = clone.name
+        carried = carry_results(dataset, clone)
+        out["carried"] = {"tables": len(carried["tables"]), "runs": len(carried["runs"])}
     else:
         dataset.save_view(name, kept, description="Visual Curation: duplicates and issues "
                                                   "removed")

@@ -49,7 +49,8 @@ class CleanDataset(forms.FormOperator):
                       "a new dataset (originals are kept unless you tick the delete box)")
 
     def form(self, ctx, inputs):
-        if forms.target_view(ctx, inputs) is None:
+        view = forms.target_view(ctx, inputs)
+        if view is None:
             return
         if not oc.has_sample_field(ctx.dataset, "vc_issues"):
             forms.error_form(inputs, oc.NO_ISSUES)
@@ -70,6 +71,9 @@ class CleanDataset(forms.FormOperator):
         elif not s.drop_duplicates and not s.issues:
             forms.invalid(inputs, prop, "Nothing to drop: tick 'Drop duplicate copies' or "
                                         "choose issues")
+        elif not bad:
+            counts = vcc.clean_counts(view, s.drop_duplicates, s.issues)
+            inputs.view("vc_preview", types.Notice(label=vcc.counts_text(counts)))
 
         out = types.RadioGroup()
         out.add_choice("saved_view", label="A saved view of the kept samples")
@@ -96,11 +100,15 @@ class CleanDataset(forms.FormOperator):
                         issues=s.issues, new_dataset=s.new_dataset,
                         delete_originals=s.delete_originals)
         ctx.ops.reload_dataset()
+        what = vcc.counts_text(out)
         if "saved_view" in out:
-            ctx.ops.set_view(name=s.name)
+            # the saved view's stages: the App's list of saved views is refetched only after
+            # this reload, so selecting it by name here would fail
+            ctx.ops.set_view(view=ctx.dataset.load_saved_view(s.name))
+            ctx.ops.notify(f"Saved view {s.name!r}: {what}", variant="success")
         else:
-            ctx.ops.notify(f"Kept {out['kept']} samples in the new dataset {s.name!r} "
-                           f"({out['dropped']} dropped)", variant="success")
+            ctx.ops.notify(f"New dataset {s.name!r}, with the analysis: {what}",
+                           variant="success")
             ctx.ops.open_dataset(s.name)
         return out
 

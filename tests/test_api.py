@@ -12,7 +12,7 @@ from visual_curation.core.analyzers import ANALYSES, REGISTRY
 
 @pytest.mark.parametrize("fn, positional", [
     (vc.analyze, 1), (vc.compute_embeddings, 1), (vc.find_similar, 1), (vc.delete_run, 1),
-    (vc.import_embeddings, 2)])
+    (vc.import_embeddings, 2), (vc.carry_results, 2)])
 def test_options_are_keyword_only_typed_and_shown(fn, positional):
     params = list(inspect.signature(fn).parameters.values())
     assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params[positional:]), fn

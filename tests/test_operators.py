@@ -17,6 +17,7 @@ import fiftyone.operators as foo
 from fiftyone import ViewField as F
 from fiftyone.operators.executor import ExecutionError
 
+import visual_curation as vc
 from visual_curation.core import store as vcs
 from visual_curation.core.similarity import similar_ids
 
@@ -425,11 +426,26 @@ def test_clean_dataset_to_a_saved_view_or_a_new_dataset(analysed, vc_helpers):
     keep = _expected_kept(ds, issues)
     assert 0 < len(keep) < n
 
+    dups = sum(bool(d) for d in ds.values("vc_duplicate"))
+    per_issue = {i: sum(i in (s or []) for s in ds.values("vc_issues")) for i in issues}
+    # the form says beforehand what is kept and dropped, per reason
+    props = _input_properties("@visual-curation/curation/clean_dataset", ds, params={
+        "drop_duplicates": True, "issues": issues, "output": "saved_view", "name": "vc-clean"})
+    preview = props["vc_preview"].view.label
+    assert f"Keeps {len(keep):,} of {n:,} samples; drops {n - len(keep):,}" in preview
+    assert f"duplicate {dups:,}" in preview and f"blur {per_issue['blur']:,}" in preview
+
     res = vc_helpers.run_operator("clean_dataset", ds, params={
         "drop_duplicates": True, "issues": issues, "output": "saved_view", "name": "vc-clean"})
-    assert res.result == {"kept": len(keep), "dropped": n - len(keep), "saved_view": "vc-clean"}
+    assert res.result == {"total": n, "kept": len(keep), "dropped": n - len(keep),
+                          "reasons": {"duplicate": dups, **per_issue}, "saved_view": "vc-clean"}
     assert set(ds.load_saved_view("vc-clean").values("id")) == keep
-    assert _grid(vc_helpers, res, ds).name == "vc-clean"
+    # the grid shows the saved view's samples, set by its stages (never a name the App's list
+    # of saved views may not hold yet)
+    assert not vc_helpers.triggered(res, "set_view")[-1].get("name")
+    assert set(_grid(vc_helpers, res, ds).values("id")) == keep
+    assert any(f"Keeps {len(keep):,} of {n:,}" in (p.get("message") or "")
+               for p in vc_helpers.triggered(res, "notify"))
     assert len(ds) == n  # originals untouched
     ds.delete_saved_view("vc-clean")
 
@@ -441,6 +457,16 @@ def test_clean_dataset_to_a_saved_view_or_a_new_dataset(analysed, vc_helpers):
         ds.select(list(keep)).values("filepath"))
     assert len(ds) == n
     assert vc_helpers.triggered(res, "open_dataset")
+    # the new dataset carries the analysis: its own vectors of its samples, the run records,
+    # the Brain index; search and the panel work on it at once
+    assert res.result["carried"]["runs"] >= 2
+    assert set(new.list_runs()) == {k for k in ds.list_runs() if "map" not in k}
+    hits = vc.find_similar(new, text="a photo of a sneaker", k=10)
+    assert len(hits) == 10 and set(hits.values("id")) <= keep
+    assert len(new.sort_by_similarity(new.first().id, k=5, brain_key=vc.brain_key_for("demo")))
+    from visual_curation.panels import stored
+
+    assert stored.status(new, None)[0] == "ready"
 
     msg = _rejected(vc_helpers, "clean_dataset", ds, params={
         "drop_duplicates": True, "issues": [], "output": "new_dataset", "name": "vc-ops-clean"})
