@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 PLUGIN = "@visual-curation/curation"
 NAME = "cluster_panel"
 LABEL = "Visual Curation: clusters"
+SETTINGS_STORE = "visual_curation_panel"   # per dataset: the execution store of the settings
+SETTINGS_KEY = "settings"
 THUMB_PX = 42
 CARD_PX = 300
 
@@ -53,6 +55,14 @@ HELP = """
 def _n(count, what):
     """``"1 image"``, ``"3 images"`` (``what`` is the plural)."""
     return f"{count:,} {what[:-1] if count == 1 else what}"
+
+
+def _saved_settings(ctx):
+    """The settings :meth:`ClusterPanel._remember` stored for the dataset ({} if none)."""
+    try:
+        return dict(ctx.store(SETTINGS_STORE).get(SETTINGS_KEY) or {})
+    except Exception:  # noqa: BLE001 - no store: the defaults
+        return {}
 
 
 def _int(x, default):
@@ -98,11 +108,31 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
                     tag=(controls.get("tag") or "").strip())
 
     def _reset(self, ctx):
+        """A panel opened (or a dataset switched to) starts with the settings it last had on
+        this dataset (:meth:`_remember`), nothing shown by it."""
+        saved = _saved_settings(ctx)
+        mode = saved.get("mode") if saved.get("mode") in ("images", "objects") else "images"
         ctx.panel.state.set({
-            "page": 0, "base_view": None, "applied": None, "selected": None,
-            "controls": {"mode": "images", "sort": "size", "patches_field": None, "tag": ""},
-            "footer": {"level": stored.DEFAULT_LEVEL},
+            "page": max(0, _int(saved.get("page"), 0)), "base_view": None, "applied": None,
+            "selected": None,
+            "controls": {"mode": mode,
+                         "sort": saved.get("sort") if saved.get("sort") in SORTS else "size",
+                         "patches_field": saved.get("patches_field") if mode == "objects"
+                         else None,
+                         "tag": str(saved.get("tag") or "")},
+            "footer": {"level": stored.clamp_level(saved.get("level") or stored.DEFAULT_LEVEL)},
         })
+
+    def _remember(self, ctx):
+        """Keeps the settings (level, sort, mode, objects field, tag, page) in the dataset's
+        execution store, so closing and reopening the panel, or reloading the page, keeps
+        them."""
+        s = self._state(ctx)
+        try:
+            ctx.store(SETTINGS_STORE).set(SETTINGS_KEY, {
+                k: s[k] for k in ("level", "sort", "mode", "patches_field", "tag", "page")})
+        except Exception as e:  # noqa: BLE001 - only the memory of the settings is lost
+            logger.debug("cluster panel: settings not stored: %s", e)
 
     def _ours(self, ctx):
         """Whether the App's view is the one this panel set (a cluster is shown)."""
@@ -146,19 +176,24 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
 
     def on_level(self, ctx):
         ctx.panel.state.page = 0
+        self._remember(ctx)
 
     def on_sort(self, ctx):
         ctx.panel.state.page = 0
+        self._remember(ctx)
 
     def on_mode(self, ctx):
         ctx.panel.state.page = 0
+        self._remember(ctx)
 
     def on_patches_field(self, ctx):
         ctx.panel.state.page = 0
+        self._remember(ctx)
 
     def on_page(self, ctx):
         """Previous / Next: the button carries the page to show."""
         ctx.panel.state.page = max(0, _int(ctx.params.get("page"), 0))
+        self._remember(ctx)
 
     def _apply(self, ctx, view, selected):
         patch = {"applied": views.stage_signature(views.serialize_view(view)),

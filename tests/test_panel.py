@@ -363,6 +363,41 @@ def test_panel_is_registered_and_in_the_manifest():
     assert PANEL_URI in [o.uri for o in foo.list_operators()]
 
 
+def _patched_state(ops):
+    out = {}
+    for u, p in ops:
+        if u == "patch_panel_state":
+            out.update(p.get("state") or p)
+    return out
+
+
+def test_settings_survive_closing_and_reopening_the_panel(fm):
+    """Level, sort and page are kept per dataset (FiftyOne's execution store): a panel opened
+    again, or after a page reload, starts where the user left it."""
+    from fiftyone.operators.store import ExecutionStore
+
+    from visual_curation.panels.cards import SORTS
+    from visual_curation.panels.clusters import SETTINGS_STORE
+
+    ds = fm.ds
+    store = ExecutionStore.create(SETTINGS_STORE, ds._doc.id)
+    sort = next(k for k in SORTS if k != "size")
+    try:
+        _, ops = _panel(ds, "on_load")
+        assert _patched_state(ops)["footer"]["level"] == clamp_level(None)  # never set: default
+        _panel(ds, "on_level", state={"footer": {"level": 4}, "controls": {"sort": sort}})
+        _panel(ds, "on_page", state={"footer": {"level": 4}, "controls": {"sort": sort}},
+               page=1)
+        _, ops = _panel(ds, "on_load")           # a new panel: its state starts empty
+        st = _patched_state(ops)
+        assert st["footer"]["level"] == 4 and st["controls"]["sort"] == sort
+        assert st["page"] == 1 and st["selected"] is None
+        schema, _ = _panel(ds, "on_load", state=st)
+        assert "clusters** at granularity 4" in _texts(schema)
+    finally:
+        store.clear()
+
+
 def test_panel_renders_cards_knob_health_and_actions(fm):
     clear_caches()
     schema, _ = _panel(fm.ds, "on_load")
