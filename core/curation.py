@@ -65,16 +65,15 @@ def clean_counts(collection, drop_duplicates=True, issues=()):
     from fiftyone import ViewField as F
 
     has_dups = collection._dataset.has_sample_field("vc_duplicate")
-    kept, dropped = clean_views(collection, drop_duplicates, issues)
+    _, dropped = clean_views(collection, drop_duplicates, issues)
     reasons = {}
     if drop_duplicates and has_dups:
         reasons["duplicate"] = len(dropped.match(F("vc_duplicate") == True))  # noqa: E712
     if issues:
         found = dropped.count_values("vc_issues")
         reasons.update({i: int(found.get(i, 0)) for i in issues})
-    n_drop = len(dropped)
-    return {"total": len(collection), "kept": len(collection) - n_drop, "dropped": n_drop,
-            "reasons": reasons}
+    total, n_drop = len(collection), len(dropped)
+    return {"total": total, "kept": total - n_drop, "dropped": n_drop, "reasons": reasons}
 
 
 def counts_text(counts):
