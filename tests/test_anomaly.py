@@ -7,6 +7,7 @@ import pytest
 from conftest import load_bench_dataset, make_bench
 
 from bench.metrics import auroc
+from visual_curation.core.analyzers import anomaly
 
 
 def _embed(paths):
@@ -65,6 +66,9 @@ def test_incremental_update_agrees_with_a_full_run(stamps_vectors):
         old[new] = False
         rows = np.flatnonzero(old)
         before = _run([ids[r] for r in rows], X[rows])
+        # the run keeps its fitted geometry: the update places new items on it, no refit
+        geometry = anomaly.decode_geometry(before.summary["state"]["geometry"])
+        assert geometry[2].shape == (X.shape[1], before.summary["dims"])
         vals, _, _ = incremental.update(
             AnalysisInput(ids=ids, vectors=X), new, old, ["anomaly"],
             {"anomaly": REGISTRY["anomaly"].params()}, {"anomaly": before.summary}, None, None)

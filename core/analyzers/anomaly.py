@@ -16,7 +16,9 @@ itself robustly standardised; confidence = logistic((z - anomaly_z) / anomaly_so
 at ``anomaly_z`` robust SDs above the dataset's typical item.
 
 The mean direction and the principal directions are fitted on at most ``FIT_MAX`` items, picked
-by id, so that an incremental run refits exactly the same calibration from the earlier items.
+by id. The run keeps them (float32) with its references, so an incremental run places new items
+on exactly the earlier calibration without fitting it again (a run that kept no geometry is
+refitted on the same earlier items).
 """
 from __future__ import annotations
 
@@ -57,6 +59,25 @@ def fit_geometry(vectors, rows, dims):
     norm = np.linalg.norm(mu)
     direction = mu / norm if norm > 1e-12 else np.zeros_like(mu)
     return direction, mu, vec, lam
+
+
+def encode_geometry(geometry):
+    """The fitted geometry as JSON-able state: base64 float32 arrays and their shapes."""
+    import base64
+
+    def enc(a):
+        a = np.ascontiguousarray(a, np.float32)
+        return dict(shape=list(a.shape), data=base64.b64encode(a.tobytes()).decode("ascii"))
+
+    return [enc(a) for a in geometry]
+
+
+def decode_geometry(state):
+    """The inverse of :func:`encode_geometry` (float64 arrays)."""
+    import base64
+
+    return tuple(np.frombuffer(base64.b64decode(d["data"]), np.float32)
+                 .reshape(d["shape"]).astype(np.float64) for d in state)
 
 
 def geometry_distances(vectors, rows, geometry):
@@ -139,7 +160,8 @@ class AnomalyAnalyzer(Analyzer):
                                   top=[dict(item=inp.ids[i], z=round(float(z[i]), 2))
                                        for i in top],
                                   state=dict(refs={c: list(refs[c]) for c in COMPONENTS},
-                                             score=list(ref), fit_rows=len(rows)))))
+                                             score=list(ref), fit_rows=len(rows),
+                                             geometry=encode_geometry(geometry)))))
 
     def missing_state(self, details: dict, classes: list) -> str | None:
         if not ((details.get(self.name) or {}).get("state") or {}).get("refs"):
@@ -147,15 +169,19 @@ class AnomalyAnalyzer(Analyzer):
         return None
 
     def update(self, ctx: IncrementalInput, p: dict) -> None:
-        """New items on the earlier run's calibration: the geometry refitted on the same
-        earlier items, their references and the new items' own neighbours."""
+        """New items on the earlier run's calibration: its geometry (refitted on the same
+        earlier items when the run kept none), its references and the new items' own
+        neighbours."""
         st = ctx.state(self.name)
         inp = ctx.inp
         old = np.flatnonzero(ctx.old)
         if len(old) < MIN_ITEMS:
             ctx.put("vc_anomaly", ctx.new, [0.0] * len(ctx.new))
             return
-        geometry = fit_geometry(inp.vectors, fit_rows(inp.ids, old), int(p["anomaly_dims"]))
+        if st.get("geometry"):
+            geometry = decode_geometry(st["geometry"])
+        else:
+            geometry = fit_geometry(inp.vectors, fit_rows(inp.ids, old), int(p["anomaly_dims"]))
         cen, spr = geometry_distances(inp.vectors, ctx.new, geometry)
         sims = ctx.sim[:, :int(p["anomaly_k"])]
         raw = dict(isolation=isolation(np.where(np.isfinite(sims), sims, 0.0)),
