@@ -43,11 +43,13 @@ def default_tag(level, cluster_id):
     return f"cluster_L{clamp_level(level)}_{cluster_id}"
 
 
-def similar_view(view, level, cluster_id, patches_field=None, k=None, count=None):
+def similar_view(view, level, cluster_id, patches_field=None, k=None, count=None, onto=None):
     """The ``k`` items of ``view`` nearest to the cluster's members (the mean of its stored
     representatives, i.e. about its centroid), nearest first. ``k`` defaults to twice the
-    cluster's size in the view (at least 50, at most 1000)."""
-    from ..core.similarity import find_similar
+    cluster's size in the view (at least 50, at most 1000). ``onto``: the view the result is
+    built on (default ``view``), e.g. the App's stages without the sidebar filters that
+    ``view`` has."""
+    from ..core.similarity import similar_ids
 
     level = clamp_level(level)
     stored = stored_clusters(view._dataset, level, patches_field)
@@ -60,7 +62,11 @@ def similar_view(view, level, cluster_id, patches_field=None, k=None, count=None
     if k is None:
         count = count if count is not None else len(reps)
         k = min(max(50, 2 * int(count)), MAX_SIMILAR)
-    return find_similar(view, sample_id=reps, k=int(k), patches_field=patches_field)
+    ids = [i for i, _ in similar_ids(view, sample_id=reps, k=int(k), patches_field=patches_field)]
+    onto = view if onto is None else onto
+    if patches_field:  # a patch's id is its object's id
+        return onto.to_patches(patches_field).select(ids, ordered=True)
+    return onto.select(ids, ordered=True)
 
 
 def source_video_params(dataset, card, patches_field=None):

@@ -6,8 +6,8 @@ What is cached (the first item of a key names its kind):
   analysis run (:func:`.stored.summaries`);
 * ``("health", vkey)``, ``("level", vkey, level)``: the aggregates of a view
   (:func:`.statistics.view_stats`), and ``("cards", vkey, level, sort, page)``: a page of cards.
-  ``vkey`` is the view (:func:`.views.view_key`), the object-view field, the analysis run's
-  timestamp and the samples' :func:`data_version`.
+  ``vkey`` is the view (:func:`visual_curation.core.views.view_key`), the object-view field,
+  the analysis run's timestamp and the samples' :func:`data_version`.
 
 Every key holds what its value depends on (any added, deleted, edited or tagged sample changes
 :func:`data_version`, a new analysis changes the run timestamp), so a cached value is never stale;

@@ -10,7 +10,7 @@ from .statistics import level_stats
 from .stored import (DEFAULT_LEVEL, clamp_level, cluster_key, item_prefix, label_path,
                      summaries)
 from .thumbnails import N_THUMBS, attach_thumbnails
-from .views import is_whole
+from ..core.views import is_whole
 
 PAGE_SIZE = 24
 # sort key -> label shown in the App

@@ -3,7 +3,8 @@
 Everything it shows comes from plain functions over the App's current view, one module per
 concern: :mod:`.stored` (what the analysis stored, what is computed), :mod:`.statistics` (health
 summary, per-cluster counts), :mod:`.cards` (a page of cards), :mod:`.thumbnails`,
-:mod:`.actions` (what the card buttons do) and :mod:`.views`; :mod:`.cache` keeps the results.
+:mod:`.actions` (what the card buttons do), with :mod:`visual_curation.core.views`;
+:mod:`.cache` keeps the results.
 This module only turns those dicts into App components and wires the events.
 
 Panel state (``ctx.panel.state``): the widgets keep their own values (``footer.level`` 1
@@ -22,7 +23,9 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..core.analyzers import LEVELS
-from . import actions, cache, review, statistics, stored, views
+from ..core import views
+from ..operators import results
+from . import actions, cache, filters, review, statistics, stored
 from .cards import SORTS, build_cards
 
 logger = logging.getLogger(__name__)
@@ -141,21 +144,36 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
             return False
         return views.stage_signature(ctx.request_params.get("view")) == applied
 
-    def _base_view(self, ctx):
-        """The view the cards are counted on: the App's view, or, while a cluster opened from
-        here is shown, the view it was opened from (with the current sidebar filters)."""
+    def _base_stages(self, ctx):
+        """The view the panel builds its grid views on: the App's view-bar stages without the
+        sidebar filters (or, while a view set by this panel is shown, the stages it was set
+        from). The sidebar filters stay the user's, in the sidebar, and keep applying."""
         import fiftyone.core.view as fov
+
+        stages = ctx.request_params.get("view") or []
+        if self._ours(ctx) and ctx.panel.state.get("base_view") is not None:
+            stages = ctx.panel.state.get("base_view")
+        try:
+            view = fov.DatasetView._build(ctx.dataset, stages) if stages else ctx.dataset.view()
+        except Exception as e:  # noqa: BLE001
+            logger.warning("cluster panel: cannot rebuild the view's stages: %s", e)
+            view = ctx.dataset.view()
+        return views.source_collection(view)
+
+    def _base_view(self, ctx):
+        """The view the cards are counted on: the App's view with its sidebar filters, or,
+        while a view set by this panel is shown, the view it was set from (with the current
+        sidebar filters)."""
         import fiftyone.server.view as fosv
 
         if self._ours(ctx) and ctx.panel.state.get("base_view") is not None:
             try:
                 stages = ctx.panel.state.get("base_view")
-                filters = ctx.request_params.get("filters")
-                if filters:
-                    base = fosv.get_view(ctx.dataset, stages=stages, filters=filters)
-                else:
-                    base = fov.DatasetView._build(ctx.dataset, stages)
-                return views.source_collection(base)
+                sidebar = ctx.request_params.get("filters")
+                if sidebar:
+                    return views.source_collection(
+                        fosv.get_view(ctx.dataset, stages=stages, filters=sidebar))
+                return self._base_stages(ctx)
             except Exception as e:  # noqa: BLE001
                 logger.warning("cluster panel: cannot rebuild the base view: %s", e)
         return views.source_collection(ctx.view)
@@ -169,45 +187,58 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         self._reset(ctx)
 
     def on_change_view(self, ctx):
-        """Nothing to store: the next render counts on the new view. (The App also sends this
-        event with a state that may predate the last patch, so it must not write state.)"""
+        """The next render counts on the new view; nothing is stored (the App also sends this
+        event with a state that may predate the last patch). Sidebar filters that the App
+        dropped right after a panel interaction are put back (:mod:`.filters`)."""
+        filters.restore(ctx)
 
     # the widgets store their value themselves (see _state); a new setting starts on page 1
 
     def on_level(self, ctx):
         ctx.panel.state.page = 0
         self._remember(ctx)
+        filters.remember(ctx)
 
     def on_sort(self, ctx):
         ctx.panel.state.page = 0
         self._remember(ctx)
+        filters.remember(ctx)
 
     def on_mode(self, ctx):
         ctx.panel.state.page = 0
         self._remember(ctx)
+        filters.remember(ctx)
 
     def on_patches_field(self, ctx):
         ctx.panel.state.page = 0
         self._remember(ctx)
+        filters.remember(ctx)
 
     def on_page(self, ctx):
         """Previous / Next: the button carries the page to show."""
         ctx.panel.state.page = max(0, _int(ctx.params.get("page"), 0))
         self._remember(ctx)
+        filters.remember(ctx)
 
     def _apply(self, ctx, view, selected):
+        """Shows ``view`` (built on :meth:`_base_stages`) in the grid; the sidebar filters
+        stay as they are and keep applying."""
         patch = {"applied": views.stage_signature(views.serialize_view(view)),
                  "selected": selected}
         if not self._ours(ctx):
-            patch["base_view"] = views.serialize_view(views.source_collection(ctx.view))
+            patch["base_view"] = views.serialize_view(self._base_stages(ctx))
         ctx.panel.state.set(patch)
-        ctx.ops.set_view(view)
+        filters.remember(ctx)
+        what = {"show": "cluster {id} (granularity {level})",
+                "similar": "the nearest to cluster {id} (granularity {level})",
+                "issue": "the flagged {id}"}.get(selected.get("action"), "a view")
+        results.show(ctx, view, what.format(**selected) + " from the cluster panel")
 
     def on_open(self, ctx):
         s = self._state(ctx)
         cid = ctx.params.get("cluster")
         level = ctx.params.get("level", s["level"])
-        view = actions.cluster_view(self._base_view(ctx), level, cid, s["patches_field"])
+        view = actions.cluster_view(self._base_stages(ctx), level, cid, s["patches_field"])
         self._apply(ctx, view, {"id": cid, "level": level, "action": "show",
                                 "mode": s["mode"]})
 
@@ -217,7 +248,8 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         level = ctx.params.get("level", s["level"])
         try:
             view = actions.similar_view(self._base_view(ctx), level, cid, s["patches_field"],
-                                        count=ctx.params.get("count"))
+                                        count=ctx.params.get("count"),
+                                        onto=self._base_stages(ctx))
         except Exception as e:  # noqa: BLE001
             ctx.ops.notify(f"Find similar failed: {e}", variant="error")
             return
@@ -237,7 +269,10 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         ctx.ops.reload_dataset()
 
     def on_clear(self, ctx):
-        base = self._base_view(ctx) if self._ours(ctx) else None
+        """**Show all**: back to exactly the view-bar stages the user had (their sidebar
+        filters were never touched)."""
+        base = self._base_stages(ctx) if self._ours(ctx) else None
+        filters.remember(ctx)
         ctx.panel.state.set({"applied": None, "selected": None, "base_view": None})
         if base is not None:
             ctx.ops.set_view(base)

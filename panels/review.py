@@ -64,7 +64,7 @@ def selection_text(sel):
 
 class ReviewSection:
     """Handlers and rendering of the review; mixed into the cluster panel, which provides
-    ``_state``, ``_base_view`` and ``_apply``."""
+    ``_state``, ``_base_view``, ``_base_stages`` and ``_apply``."""
 
     def on_threshold(self, ctx):
         s = self._state(ctx)
@@ -90,7 +90,7 @@ class ReviewSection:
 
     def _show_issue(self, ctx, issue):
         s = self._state(ctx)
-        view = vcr.flagged_view(self._base_view(ctx), issue, patches_field=s["patches_field"])
+        view = vcr.flagged_view(self._base_stages(ctx), issue, patches_field=s["patches_field"])
         self._apply(ctx, view, {"id": issue, "action": "issue", "mode": s["mode"]})
         ctx.ops.reload_dataset()  # the same stages may now match other samples
 

@@ -93,6 +93,22 @@ def looker_values(page, field):
     return [t.split(": ", 1)[1] for t in titles]
 
 
+def filter_value(page, field, value):
+    """Filters the grid in the sidebar: ``field`` (a string or list-of-strings field) to
+    ``value``, as a user does (the field's arrow, its search box, the value)."""
+    # the field in the middle of the sidebar: its results list opens below it, on screen
+    page.locator(f"[data-cy=sidebar-field-container-{field}]").first.evaluate(
+        "e => e.scrollIntoView({block: 'center'})")
+    page.locator(f"[data-cy=sidebar-field-arrow-enabled-{field}]").click()
+    search = page.locator(f"[data-cy=selector-sidebar-search-{field}]")
+    search.click()
+    search.type(value)
+    result = page.locator(f"[data-cy=selector-results-container-sidebar-search-{field}]"
+                          ).get_by_text(value, exact=True)
+    result.wait_for(timeout=15_000)
+    result.click()
+
+
 def show_field(page, field):
     box = page.locator(f"[data-cy=checkbox-{field}]")
     box.wait_for(timeout=30_000)

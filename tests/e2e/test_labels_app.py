@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from fiftyone import ViewField as F
 
-from e2e.browser import (PROMPT, execute, looker_values, open_dataset, open_operator, shot,
-                         wait_grid)
+from e2e.browser import (PROMPT, execute, filter_value, looker_values, open_dataset,
+                         open_operator, shot, wait_grid)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -42,15 +42,6 @@ def partly_labelled(tmp_root, vc_helpers):
     vc.compute_embeddings(ds, model="demo", progress=False)
     yield ds
     vc_helpers.cleanup(ds)
-
-
-def _filter_issue(page, issue):
-    page.locator("[data-cy=sidebar-field-arrow-enabled-vc_issues]").click()
-    search = page.locator("[data-cy=selector-sidebar-search-vc_issues]")
-    search.click()
-    search.type(issue)
-    page.locator("[data-cy=selector-results-container-sidebar-search-vc_issues]").get_by_text(
-        issue, exact=True).click()
 
 
 def _grid_labels(page, n):
@@ -87,7 +78,7 @@ def test_accept_suggestions_then_undo_in_the_app(page, app_url, artifacts, misla
     suggested = sorted(flagged.values("vc_suggested_label"))
     assert before != suggested
     open_dataset(page, app_url, ds.name)
-    _filter_issue(page, "mislabel")
+    filter_value(page, "vc_issues", "mislabel")
     wait_grid(page, n)                             # labels are shown by default
     assert _grid_labels(page, n) == before
     shot(page, artifacts, "labels-01-flagged-mislabels")
@@ -109,6 +100,7 @@ def test_accept_suggestions_then_undo_in_the_app(page, app_url, artifacts, misla
     _wait_db(lambda: sorted(flagged.values("ground_truth.label")) == before)
     _wait_labels(page, before)
     shot(page, artifacts, "labels-05-undone")
+    open_operator(page, "Clear sidebar filters", form=False)   # leave no filter behind
 
 
 def test_propagate_review_and_accept_in_the_app(page, app_url, artifacts, partly_labelled):

@@ -75,12 +75,18 @@ def shot(page, artifacts, name):
     browser.shot(page, artifacts, name, settle_ms=2_000)
 
 
-def open_panel(page, expect_cards=True):
-    """As a user does: the "+" (New panel) button of the grid's tab bar, then the panel's
-    label in the menu. A panel left open by an earlier page of the same App is closed first."""
+def close_panel(page):
+    """Closes the panel's tab if it is open (the App server keeps open panels for the next
+    page, whatever its dataset)."""
     if page.locator(TAB).count():
         page.locator(f"{TAB} button[title=Close]").first.click()
         page.wait_for_selector(TAB, state="detached", timeout=15_000)
+
+
+def open_panel(page, expect_cards=True):
+    """As a user does: the "+" (New panel) button of the grid's tab bar, then the panel's
+    label in the menu. A panel left open by an earlier page of the same App is closed first."""
+    close_panel(page)
     page.locator("[data-cy=new-panel-btn]").first.click()
     page.get_by_text(LABEL, exact=True).first.click()
     page.wait_for_selector(PANEL, timeout=30_000)
