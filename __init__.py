@@ -34,6 +34,7 @@ if __package__:   # as the package (SDK, plugin loader); pytest also imports thi
         relabeled,
         review_batch,
         review_state,
+        search,
         set_issue_thresholds,
         set_labels,
         tag_flagged,

@@ -9,7 +9,7 @@ from .models import DEMO_MODEL, load_model
 from .propagation import accept_propagated, propagate_labels, review_batch, set_labels
 from .review import (flagged_view, mark_reviewed, review_state, set_issue_thresholds,
                      tag_flagged)
-from .similarity import find_similar, similar_ids
+from .similarity import SearchResult, find_similar, search, similar_ids
 from .video import extract_core_frames
 
 __all__ = [
@@ -18,6 +18,6 @@ __all__ = [
     "ANALYSES", "DEMO_MODEL", "analyze", "brain_key_for", "carry_results", "cluster_summaries",
     "compute_embedding_map", "compute_embeddings",
     "delete_run", "embed_image", "embed_text", "extract_core_frames", "find_similar", "import_embeddings",
-    "load_model", "similar_ids",
+    "load_model", "search", "SearchResult", "similar_ids",
     "flagged_view", "mark_reviewed", "review_state", "set_issue_thresholds", "tag_flagged",
 ]

@@ -1,6 +1,7 @@
 """Visual and text similarity search over the LanceDB tables."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -79,20 +80,12 @@ def _query_vector(dataset, conf, text, image, sample_id, box, patches_field):
     raise ValueError("Give one of text=, image= or sample_id=")
 
 
-def similar_ids(sample_collection, text=None, image=None, sample_id=None, k=50, box=None,
-                patches_field=None, model=None, pretrained=None, uri=None,
-                exclude_query=False):
-    """``[(id, cosine distance)]`` of the ``k`` nearest samples (or object label ids)."""
+def _nearest(sample_collection, conf, q, k, patches_field=None, query_ids=()):
+    """``[(id, cosine distance)]`` of the ``k`` items of ``sample_collection`` nearest to the
+    query vector ``q`` (``query_ids`` left out)."""
     dataset = sample_collection._dataset
-    conf = latest_embeddings(dataset, patches_field, model, pretrained,
-                             need_text=text is not None or image is not None)
-    if uri:
-        conf = dict(conf, uri=uri)
-    q = _query_vector(dataset, conf, text, image, sample_id, box, patches_field)
     store = VectorStore(conf["table"], uri=conf.get("uri"))
-    query_ids = set()
-    if exclude_query and sample_id is not None:
-        query_ids = {sample_id} if isinstance(sample_id, str) else set(sample_id)
+    query_ids = set(query_ids)
     k = int(k)
     whole = sample_collection is dataset or not getattr(sample_collection, "_stages", [1])
     if patches_field:
@@ -118,6 +111,95 @@ def similar_ids(sample_collection, text=None, image=None, sample_id=None, k=50, 
     return out
 
 
+def _conf(dataset, patches_field, model, pretrained, uri, clip):
+    conf = latest_embeddings(dataset, patches_field, model, pretrained, need_text=clip)
+    return dict(conf, uri=uri) if uri else conf
+
+
+def similar_ids(sample_collection, text=None, image=None, sample_id=None, k=50, box=None,
+                patches_field=None, model=None, pretrained=None, uri=None,
+                exclude_query=False):
+    """``[(id, cosine distance)]`` of the ``k`` nearest samples (or object label ids)."""
+    dataset = sample_collection._dataset
+    conf = _conf(dataset, patches_field, model, pretrained, uri,
+                 clip=text is not None or image is not None)
+    q = _query_vector(dataset, conf, text, image, sample_id, box, patches_field)
+    query_ids = ()
+    if exclude_query and sample_id is not None:
+        query_ids = [sample_id] if isinstance(sample_id, str) else list(sample_id)
+    return _nearest(sample_collection, conf, q, k, patches_field, query_ids)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`search` found. ``view``: the results, nearest first; ``hits``: ``[(id,
+    cosine similarity)]`` in that order (object label ids in object view); ``quality``: how
+    good the best match is on this dataset (:class:`~visual_curation.core.match.MatchQuality`;
+    None for queries made of the dataset's own items); ``brain_key``: the Brain similarity run
+    the view sorts through (None: the view selects the hits in order)."""
+
+    view: object
+    hits: list
+    quality: object = None
+    brain_key: str | None = None
+
+    def __len__(self):
+        return len(self.hits)
+
+    @property
+    def best(self) -> float | None:
+        return self.hits[0][1] if self.hits else None
+
+
+def search(sample_collection, *, text: str | None = None, image=None,
+           sample_id: str | Sequence[str] | None = None, k: int = 50,
+           box: Sequence[float] | None = None, patches_field: str | None = None,
+           model: str | None = None, pretrained: str | None = None, uri: str | None = None,
+           judge: bool = True) -> SearchResult:
+    """Read-only similarity search: the ``k`` nearest items of ``sample_collection`` to one
+    query (as :func:`find_similar`), with their similarities and, for a text prompt, an
+    uploaded image or a region (``judge``), how good the best match is on this dataset. No
+    sample is written: a text or sample query on images sorts through the dataset's Brain
+    similarity index (the App's own similarity sort, shown in its view bar), other queries
+    select the hits in order.
+
+    Example::
+
+        import visual_curation as vc
+
+        res = vc.search(dataset, text="a photo of a sneaker", k=25)
+        res.view, res.hits[0], res.quality.good, res.quality.message("a photo of a sneaker")
+    """
+    from . import match
+    from .brain_index import brain_key_for
+
+    dataset = sample_collection._dataset
+    clip = text is not None or image is not None
+    conf = _conf(dataset, patches_field, model, pretrained, uri, clip)
+    q = _query_vector(dataset, conf, text, image, sample_id, box, patches_field)
+    hits = [(i, 1.0 - d) for i, d in _nearest(sample_collection, conf, q, k, patches_field)]
+    ids = [i for i, _ in hits]
+    quality = None
+    if judge and hits and not patches_field:
+        if text is not None:
+            quality = match.text_match(sample_collection, conf, q, best=hits[0][1])
+        elif image is not None or box is not None:
+            quality = match.image_match(sample_collection, conf, q, best=hits[0][1])
+    key = brain_key_for(conf["model_key"], patches_field) if conf.get("model_key") else None
+    query = text if text is not None else (
+        None if box is not None or sample_id is None else
+        ([sample_id] if isinstance(sample_id, str) else list(sample_id)))
+    if (key and query is not None and not patches_field and not uri
+            and key in dataset.list_brain_runs()):
+        view = sample_collection.sort_by_similarity(query, k=int(k), brain_key=key)
+        return SearchResult(view, hits, quality, key)
+    if patches_field:
+        view = sample_collection.to_patches(patches_field).select(ids, ordered=True)
+    else:
+        view = sample_collection.select(ids, ordered=True)
+    return SearchResult(view, hits, quality, None)
+
+
 def find_similar(sample_collection, *, text: str | None = None, image=None,
                  sample_id: str | Sequence[str] | None = None, k: int = 50,
                  box: Sequence[float] | None = None, patches_field: str | None = None,
@@ -129,7 +211,8 @@ def find_similar(sample_collection, *, text: str | None = None, image=None,
     ``sample_id`` (one id or a list: their mean vector; with ``box``, a region of that sample).
     ``model``/``pretrained``: whose embeddings (default: the most recent ones; text needs a
     CLIP model's). ``dist_field``: also write the cosine distance on each returned sample (a
-    ``vc_`` field).
+    ``vc_`` field); without it nothing is written. :func:`search` also gives the
+    similarities and how good the best match is, and never writes.
 
     Example::
 
@@ -161,4 +244,5 @@ def find_similar(sample_collection, *, text: str | None = None, image=None,
     return view
 
 
-__all__ = ["find_similar", "similar_ids", "latest_embeddings", "embeddings_runs", "DEMO_MODEL"]
+__all__ = ["find_similar", "search", "SearchResult", "similar_ids", "latest_embeddings",
+           "embeddings_runs", "DEMO_MODEL"]

@@ -14,8 +14,10 @@ embeddings or analyses, a user's own field in the way) and explains what to do n
 ``execute`` only runs what can succeed. Long runs (embeddings, analyses, core frames) are
 generators that report progress and may be delegated.
 
-The target (dataset / current view / selected samples) is FiftyOne's own: calling
-``ctx.target_view()`` in ``resolve_input`` makes FiftyOne add its target input to the form.
+The target (dataset / current view / selected samples) is FiftyOne's own input, declared by
+:func:`.results.target_input`: it defaults to the whole dataset while the grid shows a result
+this plugin set (named as such in the form), else to FiftyOne's default; ``execute`` resolves
+it with :func:`.results.target`.
 """
 from .analyses import RunAnalyses
 from .cleanup import DeleteRun

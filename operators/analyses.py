@@ -8,6 +8,7 @@ import fiftyone.operators.types as types
 
 from ..core.analyzers import (ANALYSES, DEFAULT_THRESHOLD, FIELD_SPECS, ISSUES, ISSUES_FIELD,
                               LABEL_ANALYSES)
+from . import results
 from . import common as oc
 from . import forms
 
@@ -173,7 +174,7 @@ class RunAnalyses(forms.LongRunOperator):
     def execute(self, ctx):
         from ..core import analyze
 
-        view = ctx.target_view()
+        view = results.target(ctx)
         s = analysis_settings(ctx)
         summary = yield from oc.run_with_progress(
             ctx, lambda progress: analyze(

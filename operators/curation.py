@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import fiftyone.operators.types as types
 
 from ..core import curation as vcc
+from . import results
 from . import common as oc
 from . import forms
 
@@ -96,7 +97,7 @@ class CleanDataset(forms.FormOperator):
 
     def execute(self, ctx):
         s = clean_settings(ctx)
-        out = vcc.clean(ctx.target_view(), s.name, drop_duplicates=s.drop_duplicates,
+        out = vcc.clean(results.target(ctx), s.name, drop_duplicates=s.drop_duplicates,
                         issues=s.issues, new_dataset=s.new_dataset,
                         delete_originals=s.delete_originals)
         ctx.ops.reload_dataset()
@@ -105,12 +106,18 @@ class CleanDataset(forms.FormOperator):
             # the saved view's stages: the App's list of saved views is refetched only after
             # this reload, so selecting it by name here would fail
             ctx.ops.set_view(view=ctx.dataset.load_saved_view(s.name))
-            ctx.ops.notify(f"Saved view {s.name!r}: {what}", variant="success")
+            summary = f"Saved view {s.name!r}: {what}"
         else:
-            ctx.ops.notify(f"New dataset {s.name!r}, with the analysis: {what}",
-                           variant="success")
+            summary = f"New dataset {s.name!r}, with the analysis: {what}"
             ctx.ops.open_dataset(s.name)
-        return out
+        ctx.ops.notify(summary, variant="success")
+        return {**out, "summary": summary}
+
+    def resolve_output(self, ctx):
+        """The counts stay on screen after the run (the toast goes as the App reloads)."""
+        outputs = types.Object()
+        outputs.str("summary", label="Done", view=types.MarkdownView(read_only=True))
+        return types.Property(outputs, view=types.View(label="Clean dataset"))
 
 
 # ----------------------------------------------------------------------------- split leakage
@@ -199,9 +206,9 @@ class FindLeakage(forms.FormOperator):
 
     def execute(self, ctx):
         s = leakage_settings(ctx)
-        view, leaky = vcc.leakage(ctx.target_view(), split_field=s.split_field,
+        view, leaky = vcc.leakage(results.target(ctx), split_field=s.split_field,
                                   split_tags=s.split_tags if s.by_tags else None)
-        ctx.ops.set_view(view=view)
+        results.show(ctx, view, f"{len(view):,} samples of duplicate groups that span splits")
         n = len(view)
         ctx.ops.notify(f"{len(leaky)} duplicate groups span two or more splits ({n} samples)"
                        if leaky else "No leakage: no duplicate group spans two splits",

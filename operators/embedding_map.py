@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import fiftyone.operators.types as types
 
+from . import results
 from . import common as oc
 from . import forms
 
@@ -94,7 +95,7 @@ class EmbeddingMap(forms.LongRunOperator):
     def execute(self, ctx):
         from ..core.embedding_map import compute_embedding_map
 
-        view = ctx.target_view()
+        view = results.target(ctx)
         s = map_settings(ctx)
         result = yield from oc.run_with_progress(
             ctx, lambda progress: compute_embedding_map(

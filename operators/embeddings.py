@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import fiftyone.operators.types as types
 
+from . import results
 from . import common as oc
 from . import forms
 
@@ -87,7 +88,7 @@ class ComputeEmbeddings(forms.LongRunOperator):
     def execute(self, ctx):
         from ..core import compute_embeddings
 
-        view = ctx.target_view()
+        view = results.target(ctx)
         s = embed_settings(ctx)
         result = yield from oc.run_with_progress(
             ctx, lambda progress: compute_embeddings(

@@ -110,13 +110,17 @@ def multi_choice(inputs, name, choices, label, default, description=None):
                        description=description, view=dd)
 
 
-def target_view(ctx, inputs):
-    """``ctx.target_view()`` (which adds FiftyOne's target input to the form), or None after
-    showing why there is nothing to run on (no dataset, an empty target, videos)."""
+def target_view(ctx, inputs, action="Process"):
+    """The target (FiftyOne's target input, with the defaults of
+    :func:`.results.target_input`), or None after showing why there is nothing to run on (no
+    dataset, an empty target, videos)."""
+    from . import results
+
     if ctx.dataset is None:
         error_form(inputs, oc.NO_DATASET)
         return None
-    view = ctx.target_view()
+    results.target_input(ctx, inputs, action)
+    view = results.target(ctx)
     if len(view) == 0:
         error_form(inputs, oc.EMPTY_TARGET.format(what="samples"))
         return None

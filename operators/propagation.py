@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import fiftyone.operators.types as types
 
 from ..core import propagation as vcp
+from . import results
 from . import common as oc
 from . import forms
 
@@ -128,13 +129,15 @@ class PropagateLabels(forms.FormOperator):
 
     def execute(self, ctx):
         s = propagate_settings(ctx)
-        res = vcp.propagate_labels(ctx.target_view(), s.label_field, output_field=s.output_field,
+        target = results.target(ctx)
+        res = vcp.propagate_labels(target, s.label_field, output_field=s.output_field,
                                    patches_field=s.patches_field, examples=s.examples or None,
                                    text_prompts=s.text_prompts)
         ctx.ops.reload_dataset()
-        ctx.ops.set_view(vcp.review_batch(ctx.target_view(), s.label_field, size=50,
-                                          output_field=s.output_field,
-                                          patches_field=s.patches_field))
+        results.show(ctx, vcp.review_batch(target, s.label_field, size=50,
+                                           output_field=s.output_field,
+                                           patches_field=s.patches_field),
+                     "a batch of propagated labels to review")
         ctx.ops.notify(f"Labelled {res['labelled']:,} items from {res['examples']:,} examples "
                        f"({100 * res['confident']:.0f}% with confidence ≥ 0.9). The grid shows "
                        f"the 50 least confident: accept them with 'Visual Curation: accept "
@@ -167,7 +170,7 @@ class ReviewPropagated(forms.FormOperator):
         s = propagate_settings(ctx)
         batch = vcp.review_batch(ctx.view, s.label_field, size=s.size, order=s.order,
                                  output_field=s.output_field, patches_field=s.patches_field)
-        ctx.ops.set_view(batch)
+        results.show(ctx, batch, "a batch of propagated labels to review")
         n = len(batch)
         ctx.ops.notify(f"{n} items to review" if n else "Nothing left to review",
                        variant="info" if n else "success")
@@ -201,8 +204,9 @@ class AcceptPropagated(forms.FormOperator):
                                   ids=list(ctx.selected) if ctx.selected else None)
         ctx.ops.reload_samples()
         if ctx.params.get("next_batch", True):
-            ctx.ops.set_view(vcp.review_batch(ctx.dataset, s.label_field, size=50,
-                                              patches_field=s.patches_field))
+            results.show(ctx, vcp.review_batch(ctx.dataset, s.label_field, size=50,
+                                               patches_field=s.patches_field),
+                         "a batch of propagated labels to review")
         ctx.ops.notify(f"Filled {n:,} labels", variant="success")
         return {"filled": n}
 

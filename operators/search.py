@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import fiftyone.operators.types as types
 
 from ..core.analyzers import LEVELS
+from . import results
 from . import common as oc
 from . import forms
 
-SIMILARITY_FIELD = "vc_similarity"
 MAX_K = 10000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 DEFAULT_BOX = [0.25, 0.25, 0.5, 0.5]
@@ -187,8 +187,8 @@ class FindSimilar(forms.FormOperator):
             forms.error_form(inputs, oc.missing_embeddings_message(s.patches_field, need_clip))
             return
         if s.source != "selected_labels":
-            inputs.view_target(ctx, allow_selected_samples=False, action_description="Search")
-            if len(ctx.target_view()) == 0:
+            results.target_input(ctx, inputs, "Search", allow_selected_samples=False)
+            if len(results.target(ctx)) == 0:
                 forms.error_form(inputs, EMPTY_SEARCH)
                 return
 
@@ -257,7 +257,7 @@ class FindSimilar(forms.FormOperator):
             kw["sample_id"] = s.label_ids
             collection = ctx.dataset  # the patches view is rebuilt from the dataset
         else:
-            collection = ctx.target_view()
+            collection = results.target(ctx)
             if s.source == "selected":
                 kw["sample_id"] = list(ctx.selected)
             elif s.source == "region":
@@ -268,17 +268,24 @@ class FindSimilar(forms.FormOperator):
             elif s.source == "cluster":
                 kw["sample_id"] = cluster_members(ctx.dataset, int(s.level), s.cluster,
                                                   limit=1000)
-        result = vcs.find_similar(collection, k=int(s.k), patches_field=s.patches_field,
-                                  dist_field=SIMILARITY_FIELD, **kw)
-        if s.patches_field:
-            # core builds the patches before writing the distances onto the detections, and a
-            # patches view keeps the copy it was built from: regenerate it so that the grid
-            # shows vc_similarity (patch ids are the label ids, so the order is kept)
-            result = ctx.dataset.to_patches(s.patches_field).select(result.values("id"),
-                                                                     ordered=True)
-        ctx.ops.reload_dataset()
-        ctx.ops.set_view(view=result)
-        return {"count": len(result)}
+        res = vcs.search(collection, k=int(s.k), patches_field=s.patches_field, **kw)
+        what = {"selected": "the selected samples", "selected_labels": "the selected objects",
+                "region": "a region", "upload": "your uploaded image",
+                "cluster": f"cluster {s.cluster}"}.get(s.source, "your query")
+        return show_search(ctx, res, f"{len(res):,} nearest to {what}")
+
+
+def show_search(ctx, res, what, query=""):
+    """Puts a search result in the grid (nothing is written on the samples), remembers it as
+    this plugin's result, says how good the best match is; the operator's result."""
+    results.show(ctx, res.view, f"{what} (your last search)")
+    out = {"count": len(res), "best_similarity": None if res.best is None
+           else round(res.best, 4)}
+    if res.quality is not None:
+        out["match"] = res.quality.to_dict()
+        ctx.ops.notify(res.quality.message(query, len(res)),
+                       variant="success" if res.quality.good else "warning")
+    return out
 
 
 # ----------------------------------------------------------------------------- text search
@@ -303,8 +310,8 @@ class TextSearch(forms.FormOperator):
         if not embeddings_runs(ctx.dataset, need_text=True):
             forms.error_form(inputs, oc.missing_embeddings_message(need_clip=True))
             return
-        # FiftyOne adds its target input: search the dataset, the current view or a selection
-        if len(ctx.target_view()) == 0:
+        results.target_input(ctx, inputs, "Search")
+        if len(results.target(ctx)) == 0:
             forms.error_form(inputs, oc.EMPTY_TARGET.format(what="samples"))
             return
         text, k = text_settings(ctx)
@@ -318,11 +325,8 @@ class TextSearch(forms.FormOperator):
         from ..core import similarity as vcs
 
         text, k = text_settings(ctx)
-        view = vcs.find_similar(ctx.target_view(), text=text[:1000], k=int(k),
-                                dist_field=SIMILARITY_FIELD)
-        ctx.ops.reload_dataset()
-        ctx.ops.set_view(view=view)
-        return {"count": len(view)}
+        res = vcs.search(results.target(ctx), text=text[:1000], k=int(k))
+        return show_search(ctx, res, f"{len(res):,} results for {text[:60]!r}", query=text)
 
 
 # ----------------------------------------------------------------------------- most unique
@@ -390,7 +394,7 @@ class SelectUniques(forms.FormOperator):
     def execute(self, ctx):
         from ..core.curation import most_unique
 
-        target = ctx.target_view()
+        target = results.target(ctx)
         s = unique_settings(ctx, target)
         if s.threshold_mode:
             view = most_unique(target, threshold=s.threshold)
@@ -403,5 +407,5 @@ class SelectUniques(forms.FormOperator):
                                   description="Visual Curation: the most unique samples")
             ctx.ops.set_view(name=saved)
         else:
-            ctx.ops.set_view(view=view)
+            results.show(ctx, view, f"the {len(view):,} most unique samples")
         return {"count": len(view), "saved_view": saved}

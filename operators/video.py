@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import fiftyone.operators.types as types
 
+from . import results
 from . import common as oc
 from . import forms
 
@@ -73,7 +74,8 @@ class ExtractCoreFrames(forms.LongRunOperator):
                                      "'compute embeddings' directly on images).",
                              label="Not a video dataset")
             return
-        view = ctx.target_view()
+        results.target_input(ctx, inputs, "Extract core frames of")
+        view = results.target(ctx)
         if len(view) == 0:
             forms.error_form(inputs, oc.EMPTY_TARGET.format(what="videos"))
             return
@@ -127,7 +129,7 @@ class ExtractCoreFrames(forms.LongRunOperator):
     def _run(self, ctx):
         from ..core import extract_core_frames
 
-        view = ctx.target_view()
+        view = results.target(ctx)
         s = frames_settings(ctx)
         params = s.extraction_params()
         frames = yield from oc.run_with_progress(

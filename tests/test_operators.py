@@ -5,12 +5,14 @@ and the clear message (not a traceback) of each validation path."""
 import asyncio
 import base64
 import collections
+import io
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -54,7 +56,17 @@ def _grid(vc_helpers, result, dataset):
     params = sets[-1]
     if params.get("name"):
         return dataset.load_saved_view(params["name"])
-    return fo.DatasetView._build(dataset, params["view"])
+    return built_view(dataset, params["view"])
+
+
+def built_view(dataset, stages):
+    """A view from the stages an operator sent to the App, decoded as the App server does
+    (extended JSON: ``{"$oid": ...}`` back to ObjectIds)."""
+    import json
+
+    from bson import json_util
+
+    return fo.DatasetView._build(dataset, json_util.loads(json.dumps(stages)))
 
 
 def _png_b64(path):
@@ -150,6 +162,31 @@ def test_fiftyone_adds_the_target_input(analysed):
     assert "CURRENT_VIEW" in choices and "SELECTED_SAMPLES" not in choices
 
 
+def test_a_result_in_the_grid_is_not_the_next_target(analysed, vc_helpers):
+    """After a search the grid shows its result: the next forms default to the whole dataset
+    and name the current view as that result (an SDK call without a target does the same); a
+    view the user made keeps FiftyOne's default, the narrowest target."""
+    ds = analysed.ds
+    res = vc_helpers.run_operator("text_search", ds, params={"text": "a photo of a sandal",
+                                                             "k": 50})
+    grid = _grid(vc_helpers, res, ds)
+    for name, params in (("find_similar", {"source": "upload"}), ("text_search", {}),
+                         ("select_uniques", {}), ("clean_dataset", {})):
+        prop = _input_properties(f"@visual-curation/curation/{name}", ds, grid, (),
+                                 params)["view_target"]
+        assert prop.default == "DATASET", name
+        desc = {c.value: c.description for c in prop.view.choices}["CURRENT_VIEW"]
+        assert "50 results for 'a photo of a sandal' (your last search)" in desc, desc
+    res = vc_helpers.run_operator("text_search", view=grid, params={"text": "a photo of a bag",
+                                                                     "k": 10})
+    assert "bag" in _grid(vc_helpers, res, ds).values("ground_truth.label")
+    bags = ds.match(F("ground_truth.label") == "bag")
+    prop = _input_properties("@visual-curation/curation/text_search", ds, bags)["view_target"]
+    assert prop.default != "DATASET"
+    desc = {c.value: c.description for c in prop.view.choices}["CURRENT_VIEW"]
+    assert "last search" not in desc
+
+
 # ------------------------------------------------------------------------------------- embeddings
 
 def test_compute_embeddings_reports_progress_and_honours_the_selected_target(fresh):
@@ -240,25 +277,26 @@ def test_delegated_runs_then_delete_run(fresh, vc_helpers):
 
 # ------------------------------------------------------------------------------------- similarity
 
-def _check_sorted_grid(view, k):
-    d = view.values("vc_similarity")
-    assert len(view) == k
-    assert all(x is not None for x in d)
-    assert d == sorted(d), d
-    return d
+def _read_only(vc_helpers, ds, res, grid, k, before):
+    """A search put ``k`` results in the grid and wrote nothing: no field, no sample changed."""
+    assert len(grid) == k and res.result["count"] == k
+    assert not [f for f in ds.get_field_schema() if "similarity" in f]
+    assert ds.values("last_modified_at") == before
+    assert not vc_helpers.triggered(res, "reload_dataset")
 
 
 def test_find_similar_selected_samples(analysed, vc_helpers):
     ds = analysed.ds
+    before = ds.values("last_modified_at")
     q = ds.match(F("bench_truth_kind") == "clean").first().id
     res = vc_helpers.run_operator("find_similar", ds, selected=[q],
                                   params={"source": "selected", "k": 12})
     grid = _grid(vc_helpers, res, ds)
-    d = _check_sorted_grid(grid, 12)
-    assert grid.first().id == q and d[0] < 1e-4
+    _read_only(vc_helpers, ds, res, grid, 12, before)
+    assert grid.first().id == q and res.result["best_similarity"] > 0.9999
     assert grid.values("id") == [i for i, _ in similar_ids(ds, sample_id=[q], k=12)]
-    assert res.result == {"count": 12}
-    assert vc_helpers.triggered(res, "reload_dataset")  # vc_similarity shows in the sidebar
+    # through the dataset's Brain similarity index: the App's own similarity sort
+    assert [st["_cls"] for st in grid._serialize()][-1].endswith("SortBySimilarity")
 
 
 def test_find_similar_searches_only_the_chosen_target(analysed, vc_helpers):
@@ -269,17 +307,22 @@ def test_find_similar_searches_only_the_chosen_target(analysed, vc_helpers):
         "source": "selected", "k": 5, "view_target": "CURRENT_VIEW"})
     grid = _grid(vc_helpers, res, ds)
     assert set(grid.values("ground_truth.label")) == {"bag"}
-    _check_sorted_grid(grid, 5)
+    assert grid.values("id") == [i for i, _ in similar_ids(bags, sample_id=[q], k=5)]
 
 
 def test_find_similar_region_upload_and_cluster(analysed, vc_helpers):
     ds = analysed.ds
+    before = ds.values("last_modified_at")
     s = ds.match(F("bench_truth_kind") == "clean").first()
 
     res = vc_helpers.run_operator("find_similar", ds, current_sample=s.id, params={
         "source": "region", "sample_id": s.id, "box": [0.0, 0.0, 1.0, 1.0], "k": 8})
-    d = _check_sorted_grid(_grid(vc_helpers, res, ds), 8)
-    assert d[0] < 1e-3  # the whole image is the sample itself
+    grid = _grid(vc_helpers, res, ds)
+    _read_only(vc_helpers, ds, res, grid, 8, before)
+    assert res.result["best_similarity"] > 0.999  # the whole image is the sample itself
+    assert grid.values("id") == [i for i, _ in similar_ids(ds, sample_id=s.id, k=8,
+                                                             box=[0.0, 0.0, 1.0, 1.0])]
+    assert res.result["match"]["good"]
 
     data = Path(s.filepath).read_bytes()
     upload = {"name": "query.png", "type": "image/png", "size": len(data),
@@ -287,14 +330,26 @@ def test_find_similar_region_upload_and_cluster(analysed, vc_helpers):
     res = vc_helpers.run_operator("find_similar", ds, params={
         "source": "upload", "file": upload, "k": 6})
     grid = _grid(vc_helpers, res, ds)
-    d = _check_sorted_grid(grid, 6)
-    assert d[0] < 1e-3 and s.id in grid.values("id")[:3]
+    _read_only(vc_helpers, ds, res, grid, 6, before)
+    assert res.result["best_similarity"] > 0.999 and s.id in grid.values("id")[:3]
+    assert res.result["match"]["good"]
+    # an image like nothing in the dataset: said so, the grid filled anyway
+    checker = (np.indices((64, 64)).sum(axis=0) // 8 % 2 * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(checker).convert("RGB").save(buf, format="PNG")
+    upload = {"name": "checkerboard.png", "type": "image/png", "size": len(buf.getvalue()),
+              "content": base64.b64encode(buf.getvalue()).decode()}
+    res = vc_helpers.run_operator("find_similar", ds, params={
+        "source": "upload", "file": upload, "k": 6})
+    assert len(_grid(vc_helpers, res, ds)) == 6 and not res.result["match"]["good"]
+    note = vc_helpers.triggered(res, "notify")[-1]
+    assert note["variant"] == "warning" and note["message"].startswith("No close match")
 
     cid = s.vc_cluster_2
     res = vc_helpers.run_operator("find_similar", ds, params={
         "source": "cluster", "level": 2, "cluster": cid, "k": 10})
     grid = _grid(vc_helpers, res, ds)
-    _check_sorted_grid(grid, 10)
+    _read_only(vc_helpers, ds, res, grid, 10, before)
     members = set(ds.match(F("vc_cluster_2") == cid).values("id"))
     assert members & set(grid.values("id"))
 
@@ -345,8 +400,10 @@ def test_find_similar_selected_objects(detection_dataset, vc_helpers):
     grid = _grid(vc_helpers, res, ds)
     assert grid._is_patches and len(grid) == 5
     assert grid.first().ground_truth.id == p.ground_truth.id
-    d = [x.ground_truth.vc_similarity for x in grid]
-    assert d == sorted(d) and d[0] < 1e-4
+    assert res.result["best_similarity"] > 0.9999
+    assert grid.values("ground_truth.id") == [i for i, _ in similar_ids(
+        ds, sample_id=[p.ground_truth.id], k=5, patches_field="ground_truth")]
+    assert not ds.has_field("ground_truth.detections.vc_similarity")
     # patches ticked in the grid of a patches view are objects too (a patch id is a label id)
     res = vc_helpers.run_operator("find_similar", view=patches, selected=[p.id],
                                   params={"source": "selected_labels", "k": 3})
@@ -366,10 +423,13 @@ def test_find_similar_selected_objects(detection_dataset, vc_helpers):
 
 def test_text_search_sorts_the_grid(analysed, vc_helpers):
     ds = analysed.ds
+    before = ds.values("last_modified_at")
     res = vc_helpers.run_operator("text_search", ds, params={
         "text": "a photo of a sneaker", "k": 20})
     grid = _grid(vc_helpers, res, ds)
-    _check_sorted_grid(grid, 20)
+    _read_only(vc_helpers, ds, res, grid, 20, before)
+    assert res.result["match"]["good"]
+    assert vc_helpers.triggered(res, "notify")[-1]["message"].startswith("Good match")
     labels = collections.Counter(grid.values("ground_truth.label"))
     assert labels.most_common(1)[0][0] == "sneaker", labels
     assert grid.values("id") == [i for i, _ in similar_ids(ds, text="a photo of a sneaker",
@@ -381,6 +441,18 @@ def test_text_search_sorts_the_grid(analysed, vc_helpers):
     assert set(_grid(vc_helpers, res, ds).values("ground_truth.label")) == {"bag"}
     msg = _rejected(vc_helpers, "text_search", ds, params={"text": "   ", "k": 5})
     assert "Type a prompt" in msg
+    # prompts about what the dataset does not show: said so (the grid is filled anyway);
+    # every class of the dataset, named, is a good match
+    for prompt in ("a photo of a dog", "a mountain landscape", "a skyscraper at night"):
+        res = vc_helpers.run_operator("text_search", ds, params={"text": prompt, "k": 10})
+        assert len(_grid(vc_helpers, res, ds)) == 10
+        assert not res.result["match"]["good"], (prompt, res.result["match"])
+        note = vc_helpers.triggered(res, "notify")[-1]
+        assert note["variant"] == "warning" and note["message"].startswith("No good match")
+    for c in sorted(set(ds.values("ground_truth.label"))):
+        res = vc_helpers.run_operator("text_search", ds, params={"text": f"a photo of a {c}",
+                                                                 "k": 10})
+        assert res.result["match"]["good"], (c, res.result["match"])
 
 
 # ------------------------------------------------------------------------------------- curation
@@ -437,8 +509,10 @@ def test_clean_dataset_to_a_saved_view_or_a_new_dataset(analysed, vc_helpers):
 
     res = vc_helpers.run_operator("clean_dataset", ds, params={
         "drop_duplicates": True, "issues": issues, "output": "saved_view", "name": "vc-clean"})
+    summary = res.result.pop("summary")
     assert res.result == {"total": n, "kept": len(keep), "dropped": n - len(keep),
                           "reasons": {"duplicate": dups, **per_issue}, "saved_view": "vc-clean"}
+    assert summary.startswith("Saved view 'vc-clean': Keeps")
     assert set(ds.load_saved_view("vc-clean").values("id")) == keep
     # the grid shows the saved view's samples, set by its stages (never a name the App's list
     # of saved views may not hold yet)
