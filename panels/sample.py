@@ -111,13 +111,14 @@ class SamplePanel(foo.Panel):
             th = "" if i["threshold"] is None else f" (flagged from {i['threshold']:.2f})"
             lines.append(f"- **{i['issue']}** {_score(i['score'])}{th}: {i['reason']}")
         rest = [i for i in info["issues"] if not i["flagged"]]
+        tail = []
         if rest:
-            lines.append("Other scores: " + " · ".join(
+            tail.append("Other scores: " + " · ".join(
                 f"{i['issue']} {_score(i['score'])}" for i in rest))
         if info["uniqueness"] is not None:
-            lines.append(f"Uniqueness {info['uniqueness']:.2f} (0 many look-alikes … 1 "
-                         "unlike the rest)")
-        panel.md("  \n".join(lines), name="issues")
+            tail.append(f"Uniqueness {info['uniqueness']:.2f} (0 many look-alikes … 1 "
+                        "unlike the rest)")
+        panel.md("\n".join(lines) + "\n\n" + "  \n".join(tail), name="issues")
 
     def _suggestion(self, panel, info):
         s = info["suggestion"]
