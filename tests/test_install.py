@@ -5,7 +5,7 @@
 (b) a wheel installed with pip into a new virtualenv, then ``visual-curation plugin install``.
 
 Each ends with a fresh Python process that loads the plugin from the plugins folder and lists
-every operator of fiftyone.yml and the panel. Subprocesses use their own plugins folder and
+every operator of fiftyone.yml and the panels. Subprocesses use their own plugins folder and
 database name, never the user's.
 """
 import functools
@@ -70,12 +70,12 @@ def _run(args, env, **kw):
 
 
 def _assert_lists_plugin(python, env, under, *flags):
-    """A fresh ``python`` lists every operator of fiftyone.yml and the panel, loaded from
+    """A fresh ``python`` lists every operator of fiftyone.yml and the panels, loaded from
     files under ``under``."""
     out = json.loads(_run([python, "-c", LIST_PLUGIN, *flags], env).stdout.splitlines()[-1])
     assert out["errors"] == []
     assert out["operators"] == sorted(MANIFEST["operators"])
-    assert out["panels"] == sorted(MANIFEST["panels"]) == ["cluster_panel"]
+    assert out["panels"] == sorted(MANIFEST["panels"]) == ["cluster_panel", "sample_panel"]
     under = os.path.realpath(under)
     assert out["files"] and all(
         os.path.realpath(f).startswith(under + os.sep) for f in out["files"]), out["files"]
