@@ -14,7 +14,9 @@ read: copies grouped from the vectors alone, bench/nopixels.py), knn (our IVF gr
 bench/knn_peers.py), cuts (scene cuts vs PySceneDetect, bench/video_cuts.py) and propagation
 (label propagation vs LabelSpreading and 1-NN, bench/propagation.py) and review (issue thresholds
 moved on a million samples: vc_issues re-derived from the stored scores, bench/review.py) and map
-(the embedding map: UMAP/PCA at 100k end to end, the 1M sample-fit path, bench/embedding_map.py)."""
+(the embedding map: UMAP/PCA at 100k end to end, the 1M sample-fit path, bench/embedding_map.py)
+and panelapp (the cluster panel and operator forms timed through the real App in headless
+Chromium, bench/panel_app.py)."""
 import argparse
 import os
 import platform
@@ -339,12 +341,21 @@ def section_brainindex(quick):
         brain_index.table(r)
 
 
+def section_panelapp(quick):
+    import panel_app
+
+    r = panel_app.run(300 if quick else 1000)
+    return "The App where it is touched most (panel and forms, timed in the real App)", \
+        panel_app.table(r)
+
+
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
             "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
             "reliability": section_reliability, "nopixels": section_nopixels,
             "knn": section_knn, "cuts": section_cuts, "propagation": section_propagation,
-            "review": section_review, "brainindex": section_brainindex, "map": section_map}
+            "review": section_review, "brainindex": section_brainindex, "map": section_map,
+            "panelapp": section_panelapp}
 
 
 def main():
