@@ -12,7 +12,7 @@ from .stored import (DEFAULT_LEVEL, clamp_level, cluster_key, item_prefix, label
 from .thumbnails import N_THUMBS, attach_thumbnails
 from ..core.views import is_whole
 
-PAGE_SIZE = 24
+PAGE_SIZE = 12
 # sort key -> label shown in the App
 SORTS = OrderedDict([
     ("size", "Largest first"),

@@ -25,7 +25,7 @@ import fiftyone.operators.types as types
 from ..core.analyzers import LEVELS
 from ..core import views
 from ..operators import results
-from . import actions, cache, filters, review, statistics, stored
+from . import actions, cache, filters, review, sent, statistics, stored
 from .cards import SORTS, build_cards
 
 logger = logging.getLogger(__name__)
@@ -180,6 +180,22 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
 
     # ---------------------------------------------------------------------------- events
 
+    def execute(self, ctx):
+        """As FiftyOne's panel execute (the event's handler, then a render), except that an
+        output identical to the one the App already shows is not sent again (:mod:`.sent`):
+        the App redraws every output it gets, and most of its events change nothing here."""
+        method = ctx.params.get("__method__")
+        if method is None or method == "on_startup":
+            return super().execute(ctx)
+        result = None
+        if hasattr(self, method):
+            ctx.event_args = ctx.params.get("event_args", {})
+            result = getattr(self, method)(ctx)
+        output = self.render(ctx)
+        if sent.changed(ctx.panel.id, output, force=method in ("on_load", "on_change_dataset")):
+            ctx.ops.show_panel_output(output)
+        return result
+
     def on_load(self, ctx):
         self._reset(ctx)
 
@@ -194,25 +210,25 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
 
     # the widgets store their value themselves (see _state); a new setting starts on page 1
 
-    def on_level(self, ctx):
-        ctx.panel.state.page = 0
+    def _first_page(self, ctx):
+        """A new setting starts on page 1 (the state is only patched when it changes: every
+        patch makes the App persist its spaces and reload)."""
+        if _int(ctx.panel.state.get("page"), 0) != 0:
+            ctx.panel.state.page = 0
         self._remember(ctx)
         filters.remember(ctx)
+
+    def on_level(self, ctx):
+        self._first_page(ctx)
 
     def on_sort(self, ctx):
-        ctx.panel.state.page = 0
-        self._remember(ctx)
-        filters.remember(ctx)
+        self._first_page(ctx)
 
     def on_mode(self, ctx):
-        ctx.panel.state.page = 0
-        self._remember(ctx)
-        filters.remember(ctx)
+        self._first_page(ctx)
 
     def on_patches_field(self, ctx):
-        ctx.panel.state.page = 0
-        self._remember(ctx)
-        filters.remember(ctx)
+        self._first_page(ctx)
 
     def on_page(self, ctx):
         """Previous / Next: the button carries the page to show."""
@@ -425,9 +441,12 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
             title += f" (of {c['size']:,})"
         if active:
             title += " ●"
-        card.md(title, name="title")
         labels = " · ".join(f"{lab} ({n:,})" for lab, n in (c["labels"] or [])) or "—"
-        card.md(labels, name="labels")
+        extra = [f"uniqueness {c['uniqueness']:.2f}"] if c["uniqueness"] is not None else []
+        extra.append(f"{c['issues']:,} with issues")
+        # one text block per card (title, labels, figures): the App redraws every component
+        # of the panel on each change, so a card keeps few of them
+        card.md(f"{title}  \n{labels}  \n{' · '.join(extra)}", name="title")
         thumbs = card.grid("thumbs", gap=0.5)  # flex-wrap
         for j, t in enumerate(c["thumbs"]):
             thumbs.str(f"t{j}", default=t["url"],
@@ -438,11 +457,6 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
                                                 "objectFit": "cover", "borderRadius": "3px",
                                                 "cursor": "pointer", "width": f"{THUMB_PX}px",
                                                 "height": f"{THUMB_PX}px"}}}))
-        extra = []
-        if c["uniqueness"] is not None:
-            extra.append(f"uniqueness {c['uniqueness']:.2f}")
-        extra.append(f"{c['issues']:,} with issues")
-        card.md(" · ".join(extra), name="stats")
         btns = card.btn_group("actions")
         btns.btn("show", label="Show", icon="grid_view", on_click=self.on_open, params=params)
         btns.btn("similar", label="Similar", icon="search", on_click=self.on_similar,

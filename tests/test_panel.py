@@ -326,9 +326,16 @@ def test_object_view_cards_crops_and_patches(objects, thumbs_dir):
 
 # ----------------------------------------------------------------- the panel, as the App runs it
 
-def _panel(dataset, method=None, state=None, view=None, **params):
-    """Runs one panel event exactly as the App does; returns (rendered schema, triggered ops)."""
+def _panel(dataset, method=None, state=None, view=None, fresh=True, **params):
+    """Runs one panel event exactly as the App does; returns (rendered schema, triggered ops).
+    ``fresh``: as to a panel that shows nothing yet (else an output identical to the last one
+    sent is not sent again)."""
     import fiftyone.operators as foo
+
+    from visual_curation.panels import sent
+
+    if fresh:
+        sent.forget("test-panel")
 
     st = {"controls": {"mode": "images", "sort": "size", "tag": ""},
           "footer": {"level": 1}, "page": 0}
@@ -434,6 +441,28 @@ def test_panel_sort_and_pages(fm):
     blob = _texts(schema)
     assert f"Page 2 / {page2['pages']}" in blob
     assert all(f"**Cluster {c['id']}** —" in blob for c in page2["cards"])
+
+
+def test_an_unchanged_render_is_not_sent_again(fm):
+    """The App redraws every output it gets: an event that changes nothing the panel shows
+    (a repeated "view changed", a slider's change on first draw) sends no output; a change, or
+    a panel (re)opened, does."""
+    from visual_curation.panels import sent
+
+    sent.forget("test-panel")
+    first, _ = _panel(fm.ds, "on_change_view", state={"footer": {"level": 2}})
+    again, ops = _panel(fm.ds, "on_change_view", state={"footer": {"level": 2}}, fresh=False)
+    assert first is not None and again is None
+    assert not any(u == "show_panel_output" for u, _ in ops)
+    moved, _ = _panel(fm.ds, "on_level", state={"footer": {"level": 3}}, fresh=False)
+    assert moved is not None and "granularity 3" in _texts(moved)
+    reopened, _ = _panel(fm.ds, "on_load", state={"footer": {"level": 3}}, fresh=False)
+    assert reopened is not None
+    # a knob move that leaves the page as it was patches no state (each patch makes the
+    # App persist its spaces and reload)
+    _, ops = _panel(fm.ds, "on_level", state={"footer": {"level": 4}, "page": 0})
+    assert not any(u == "patch_panel_state" for u, _ in ops)
+    sent.forget("test-panel")
 
 
 def test_panel_render_time(fm):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from visual_curation.panels.cards import PAGE_SIZE
+
 from . import browser
 from .browser import grid_count, open_dataset, wait_grid
 
@@ -168,7 +170,7 @@ def test_panel_cards_knob_and_card_click(page, app_url, artifacts, panel_fm):
     first = cards(page)
     assert first, "no cluster card"
     n1, level = header(page)
-    assert level == 1 and len(first) == min(n1, 24)
+    assert level == 1 and len(first) == min(n1, PAGE_SIZE)
     for cid, count in first:
         assert count == len(ds.match(F("vc_cluster_1") == cid))
         assert thumbs_of(page, cid).count() >= min(4, count)
@@ -180,7 +182,7 @@ def test_panel_cards_knob_and_card_click(page, app_url, artifacts, panel_fm):
     set_knob(page, 5)
     n5, _ = header(page)
     strict = cards(page)
-    assert n5 > n1 and len(strict) == min(n5, 24) and len(strict) != len(first)
+    assert n5 > n1 and len(strict) == min(n5, PAGE_SIZE) and len(strict) != len(first)
     shot(page, artifacts, "panel-2-knob-stricter")
 
     # back to level 2, then click a card's thumbnail: the grid shows that cluster
