@@ -124,6 +124,8 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
                          else None,
                          "tag": str(saved.get("tag") or "")},
             "footer": {"level": stored.clamp_level(saved.get("level") or stored.DEFAULT_LEVEL)},
+            "health": self.review_thresholds(ctx.dataset, saved.get("patches_field")
+                                             if mode == "objects" else None),
         })
 
     def _remember(self, ctx):

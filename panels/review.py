@@ -66,6 +66,18 @@ class ReviewSection:
     """Handlers and rendering of the review; mixed into the cluster panel, which provides
     ``_state``, ``_base_view``, ``_base_stages`` and ``_apply``."""
 
+    @staticmethod
+    def review_thresholds(dataset, patches_field=None):
+        """The threshold sliders' values as panel state (``{"issue_<name>": {"threshold"}}``):
+        put in the state when the panel opens, so that the sliders find their value there
+        and do not each send a change when first drawn."""
+        try:
+            state = vcr.review_state(dataset, patches_field=patches_field)
+        except Exception:  # noqa: BLE001 - the sliders set them themselves
+            return {}
+        return {f"issue_{k}": {"threshold": v["threshold"]} for k, v in state.items()
+                if not v["flag"]}
+
     def on_threshold(self, ctx):
         s = self._state(ctx)
         ds = ctx.dataset

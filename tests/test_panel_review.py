@@ -10,7 +10,7 @@ import fiftyone as fo
 
 import visual_curation as vc
 from visual_curation.core.analyzers import ISSUES
-from visual_curation.core.review import scored_issues
+from visual_curation.core.review import scored_issues, stored_thresholds
 
 from test_panel import _panel, _texts, clear_caches
 
@@ -41,6 +41,19 @@ def test_every_stored_issue_has_a_box_and_scored_ones_a_slider(fm):
     sliders = [n for n in stored if n in scored_issues()]
     assert blob.count('"SliderView"') == 1 + len(sliders)       # + the granularity knob
     assert blob.count('"PlotlyView"') == 1 + len(sliders)       # + uniqueness
+
+
+def test_opening_puts_the_slider_values_in_the_state(fm):
+    """A slider whose value is missing from the panel state sends a change when first drawn
+    (one event and one render per issue): the panel opens with every threshold there."""
+    _, ops = _panel(fm.ds, "on_load")
+    states = [p.get("state") for u, p in ops if u in ("set_panel_state", "patch_panel_state")]
+    health = next(s["health"] for s in states if s and "health" in s)
+    th = stored_thresholds(fm.ds)
+    scored = [n for n in scored_issues() if fm.ds.has_sample_field(ISSUES[n].field)]
+    assert scored
+    assert {k: v["threshold"] for k, v in health.items()} == {
+        f"issue_{n}": pytest.approx(th[n]) for n in scored}
 
 
 def test_slider_event_rederives_and_shows_the_flagged(fm):
