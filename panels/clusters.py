@@ -46,9 +46,9 @@ HELP = """
   right = stricter. It reads the five stored levels; nothing is recomputed.
 * Click a thumbnail or **Show** to put the cluster's samples in the grid (your sidebar filters
   keep applying), **Similar** for the nearest samples to the cluster, **Tag** to tag it.
-* **Dataset health**: per issue, the histogram of its confidence and a threshold slider; moving
-  it re-derives `vc_issues` from the stored scores (no new analysis) and shows the flagged
-  samples in the grid. **Tag flagged** and **Mark reviewed** are remembered on the analysis run.
+* **Dataset health**: the counts per issue; with **Review issues** on, per issue, the histogram
+  of its confidence and a threshold slider; moving it re-derives `vc_issues` from the stored
+  scores (no new analysis) and shows the flagged samples in the grid. **Tag flagged** and **Mark reviewed** are remembered on the analysis run.
 * **Object view** shows clusters of detection crops (run the analyses in Object view first).
 * On the core frames of videos, **Video** opens the video of the card's first thumbnail at
   that frame.
@@ -108,7 +108,8 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         return dict(level=stored.clamp_level(footer.get("level") or stored.DEFAULT_LEVEL),
                     sort=sort if sort in SORTS else "size",
                     page=max(0, _int(st.get("page"), 0)), mode=mode, patches_field=pf,
-                    tag=(controls.get("tag") or "").strip())
+                    tag=(controls.get("tag") or "").strip(),
+                    review=bool((st.get("health") or {}).get("review")))
 
     def _reset(self, ctx):
         """A panel opened (or a dataset switched to) starts with the settings it last had on
@@ -124,18 +125,20 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
                          else None,
                          "tag": str(saved.get("tag") or "")},
             "footer": {"level": stored.clamp_level(saved.get("level") or stored.DEFAULT_LEVEL)},
-            "health": self.review_thresholds(ctx.dataset, saved.get("patches_field")
-                                             if mode == "objects" else None),
+            "health": {"review": bool(saved.get("review")),
+                       **self.review_thresholds(ctx.dataset, saved.get("patches_field")
+                                                if mode == "objects" else None)},
         })
 
     def _remember(self, ctx):
-        """Keeps the settings (level, sort, mode, objects field, tag, page) in the dataset's
-        execution store, so closing and reopening the panel, or reloading the page, keeps
-        them."""
+        """Keeps the settings (level, sort, mode, objects field, tag, page, review switch) in
+        the dataset's execution store, so closing and reopening the panel, or reloading the
+        page, keeps them."""
         s = self._state(ctx)
         try:
             ctx.store(SETTINGS_STORE).set(SETTINGS_KEY, {
-                k: s[k] for k in ("level", "sort", "mode", "patches_field", "tag", "page")})
+                k: s[k] for k in ("level", "sort", "mode", "patches_field", "tag", "page",
+                                  "review")})
         except Exception as e:  # noqa: BLE001 - only the memory of the settings is lost
             logger.debug("cluster panel: settings not stored: %s", e)
 

@@ -32,10 +32,16 @@ def _grid(ds, ops):
 
 def test_every_stored_issue_has_a_box_and_scored_ones_a_slider(fm):
     clear_caches()
-    schema, _ = _panel(fm.ds, "on_load")
-    blob = _texts(schema)
     stored = [n for n, s in ISSUES.items() if fm.ds.has_sample_field(s.field)]
     assert stored
+    # behind the "Review issues" switch, off when the panel first opens
+    schema, _ = _panel(fm.ds, "on_load")
+    blob = _texts(schema)
+    assert '"SwitchView"' in blob and "Review issues" in blob
+    assert not any(f'"issue_{issue}"' in blob for issue in stored)
+    assert blob.count('"SliderView"') == 1                     # the granularity knob
+    schema, _ = _panel(fm.ds, "on_review", state={"health": {"review": True}})
+    blob = _texts(schema)
     for issue in stored:
         assert f"**{issue}** · **" in blob and f'"issue_{issue}"' in blob
     sliders = [n for n in stored if n in scored_issues()]
@@ -52,7 +58,8 @@ def test_opening_puts_the_slider_values_in_the_state(fm):
     th = stored_thresholds(fm.ds)
     scored = [n for n in scored_issues() if fm.ds.has_sample_field(ISSUES[n].field)]
     assert scored
-    assert {k: v["threshold"] for k, v in health.items()} == {
+    assert isinstance(health["review"], bool)       # the switch, as last left on this dataset
+    assert {k: v["threshold"] for k, v in health.items() if k != "review"} == {
         f"issue_{n}": pytest.approx(th[n]) for n in scored}
 
 
@@ -98,7 +105,8 @@ def test_tag_flagged_and_mark_reviewed_buttons(fm):
     _, ops = _panel(ds, "on_issue_tag", state={"controls": {"tag": ""}}, issue=issue)
     n = ds.count_values("vc_issues")[issue]
     assert ds.count_sample_tags().get(f"vc_flagged_{issue}") == n
-    schema, _ = _panel(ds, "on_issue_reviewed", issue=issue, reviewed=True)
+    schema, _ = _panel(ds, "on_issue_reviewed", issue=issue, reviewed=True,
+                       state={"health": {"review": True}})
     blob = _texts(schema)
     assert "✓ reviewed at" in blob and f"tagged 'vc_flagged_{issue}' ({n:,})" in blob
     assert vc.review_state(ds)[issue]["reviewed"]["flagged"] == n

@@ -73,6 +73,9 @@ def test_threshold_slider_changes_the_flagged_count_and_the_grid(page, app_url, 
     open_dataset(page, app_url, ds.name)
     whole_dataset(page, len(ds))
     open_panel(page)
+    assert shown_flagged(page) is None          # the issue boxes wait for the switch
+    page.locator(PANEL).get_by_text("Review issues", exact=True).first.click()
+    wait_panel_text(page, "mislabel · ")
     page.wait_for_selector(f"{PANEL} .js-plotly-plot", timeout=30_000)
     n0 = shown_flagged(page)
     assert n0 == flagged_in_db(ds)
