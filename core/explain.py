@@ -18,11 +18,10 @@ Example::
 from __future__ import annotations
 
 from .analyzers import FIELD_SPECS, ISSUES, LEVELS
+from .analyzers.duplicates import KEEP_RULE
 from .review import review_state
 
 PREFIX = "Visual Curation: "
-#: the keep rule of a duplicate group (see ``analyzers.duplicates.keep_rule``)
-KEEP_RULE = "largest resolution, then sharpest, then oldest"
 
 
 def _describe(field: str) -> str:

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .analyzers.support import robust_ref
+from .knn import normalize
+
 REFERENCE_MAX = 20000
 TOP = 10
 MAX_CLASSES = 100
@@ -113,9 +116,7 @@ def reference(collection, conf) -> np.ndarray:
             pick = np.random.default_rng(0).choice(len(ids), REFERENCE_MAX, replace=False)
             ids = [ids[i] for i in np.sort(pick)]
         _, vecs, _ = store.vectors(ids)
-        vecs = np.asarray(vecs, np.float32)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        _remember(key, vecs)
+        _remember(key, normalize(vecs))
     return _CACHE[key]
 
 
@@ -130,12 +131,6 @@ def levels(ref: np.ndarray, queries: np.ndarray, top: int = TOP) -> np.ndarray:
     sims = ref @ np.atleast_2d(queries).astype(np.float32).T          # (R, Q)
     t = min(top, len(ref))
     return np.sort(sims, axis=0)[-t:].mean(axis=0)
-
-
-def _robust(x) -> tuple[float, float]:
-    x = np.asarray(x, np.float64)
-    med = float(np.median(x))
-    return med, max(1.4826 * float(np.median(np.abs(x - med))), 1e-3)
 
 
 def class_names(dataset, label_field: str | None = None) -> list[str]:
@@ -173,7 +168,7 @@ def text_match(collection, conf, query_vector, *, best: float,
         lv = levels(ref, T)
         _remember(key, (lv[:len(UNRELATED)], lv[len(UNRELATED):]))
     null_lv, class_lv = _CACHE[key]
-    mu0, s0 = _robust(null_lv)
+    mu0, s0 = robust_ref(np.asarray(null_lv, np.float64), floor=1e-3)
     typical, line = None, mu0 + 2.0 * s0
     if len(class_lv):
         typical = float(np.median(class_lv))
@@ -199,7 +194,6 @@ def image_match(collection, conf, query_vector, *, best: float) -> MatchQuality:
         nn = sims.max(axis=1)
         _remember(key, (float(np.percentile(nn, IMAGE_PERCENTILE)), float(np.median(nn))))
     line, typical = _CACHE[key]
-    q = np.asarray(query_vector, np.float32)
-    q = q / max(float(np.linalg.norm(q)), 1e-12)
+    q = normalize(np.atleast_2d(query_vector))[0]
     score = float((ref @ q).max()) if len(ref) else float(best)
     return MatchQuality("image", float(best), score, line, None, typical)

@@ -55,6 +55,10 @@ def candidate_pairs(rows, ind, sim, min_sim):
     return pairs[pairs[:, 0] != pairs[:, 1]]
 
 
+#: the keep rule of :func:`keep_rule`, in words (shown to the user)
+KEEP_RULE = "largest resolution, then sharpest, then oldest"
+
+
 def keep_rule(inp, stats):
     """Sort key of the item to keep in a group: largest resolution, then sharpest (``stats``
     from :func:`keep_stats`), then oldest, then first."""
