@@ -57,6 +57,29 @@ def e2e_dataset(tmp_root, vc_helpers):
 
 
 @pytest.fixture(scope="session")
+def analysed_fmnist(tmp_root, vc_helpers):
+    """``analysed_fmnist(name)``: the 250 Fashion-MNIST images with planted defects (seed 2)
+    that the panel and clean tests share, as a persistent dataset of their own named ``name``,
+    every analysis run (demo model); deleted at the end of the session."""
+    import visual_curation as vc
+
+    made = []
+
+    def make(name):
+        folder = vc_helpers.make_bench(tmp_root / "e2e250", "fmnist", n=250, seed=2,
+                                       defects=0.1)
+        ds, _ = vc_helpers.load_bench_dataset(folder, name)
+        ds.persistent = True
+        vc.analyze(ds, label_field="ground_truth", model="demo", progress=False)
+        made.append(ds)
+        return ds
+
+    yield make
+    for ds in made:
+        vc_helpers.cleanup(ds)
+
+
+@pytest.fixture(scope="session")
 def e2e_empty_dataset(tmp_root, vc_helpers):
     """A small dataset with no embeddings (for the forms' explanations)."""
     folder = vc_helpers.make_bench(tmp_root / "e2e250", "fmnist", n=250, seed=2, defects=0.1)

@@ -16,20 +16,15 @@ CLONE = f"{DATASET}-clean"
 
 
 @pytest.fixture(scope="module")
-def cleanable(tmp_root, vc_helpers):
+def cleanable(analysed_fmnist):
     """250 Fashion-MNIST images with planted duplicates and defects, every analysis run."""
     import fiftyone as fo
     import visual_curation as vc
 
-    folder = vc_helpers.make_bench(tmp_root / "e2e250", "fmnist", n=250, seed=2, defects=0.1)
-    ds, _ = vc_helpers.load_bench_dataset(folder, DATASET)
-    ds.persistent = True
-    vc.analyze(ds, label_field="ground_truth", model="demo", progress=False)
-    yield ds
+    yield analysed_fmnist(DATASET)
     if fo.dataset_exists(CLONE):
         vc.delete_run(fo.load_dataset(CLONE))
         fo.delete_dataset(CLONE)
-    vc_helpers.cleanup(ds)
 
 
 def test_clean_dataset_to_a_saved_view_then_to_a_new_dataset(page, app_url, artifacts,

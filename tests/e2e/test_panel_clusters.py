@@ -32,16 +32,9 @@ os.environ.setdefault("VISUAL_CURATION_THUMBS_DIR", str(
 # ------------------------------------------------------------------------------------ fixtures
 
 @pytest.fixture(scope="module")
-def panel_fm(tmp_root, vc_helpers):
+def panel_fm(analysed_fmnist):
     """250 Fashion-MNIST images analysed (all analyses) with the offline demo model."""
-    import visual_curation as vc
-
-    folder = vc_helpers.make_bench(tmp_root / "e2e250", "fmnist", n=250, seed=2, defects=0.1)
-    ds, _ = vc_helpers.load_bench_dataset(folder, "vc-e2e-panel")
-    ds.persistent = True
-    vc.analyze(ds, label_field="ground_truth", model="demo", progress=False)
-    yield ds
-    vc_helpers.cleanup(ds)
+    return analysed_fmnist("vc-e2e-panel")
 
 
 @pytest.fixture(scope="module")

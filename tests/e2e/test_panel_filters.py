@@ -16,16 +16,9 @@ ISSUE = "dark"
 
 
 @pytest.fixture(scope="module")
-def filtered_fm(tmp_root, vc_helpers):
+def filtered_fm(analysed_fmnist):
     """250 Fashion-MNIST images with planted defects, every analysis run (demo model)."""
-    import visual_curation as vc
-
-    folder = vc_helpers.make_bench(tmp_root / "e2e250", "fmnist", n=250, seed=2, defects=0.1)
-    ds, _ = vc_helpers.load_bench_dataset(folder, "vc-e2e-panel-filters")
-    ds.persistent = True
-    vc.analyze(ds, label_field="ground_truth", model="demo", progress=False)
-    yield ds
-    vc_helpers.cleanup(ds)
+    return analysed_fmnist("vc-e2e-panel-filters")
 
 
 def view_bar_stages(page):

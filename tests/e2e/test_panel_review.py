@@ -17,16 +17,9 @@ FLAGGED = re.compile(r"mislabel · ([\d,]+) flagged")
 
 
 @pytest.fixture(scope="module")
-def review_fm(tmp_root, vc_helpers):
+def review_fm(analysed_fmnist):
     """250 Fashion-MNIST images with planted defects, all analyses (demo model)."""
-    import visual_curation as vc
-
-    folder = vc_helpers.make_bench(tmp_root / "e2e250", "fmnist", n=250, seed=2, defects=0.1)
-    ds, _ = vc_helpers.load_bench_dataset(folder, "vc-e2e-review")
-    ds.persistent = True
-    vc.analyze(ds, label_field="ground_truth", model="demo", progress=False)
-    yield ds
-    vc_helpers.cleanup(ds)
+    return analysed_fmnist("vc-e2e-review")
 
 
 def shown_flagged(page):

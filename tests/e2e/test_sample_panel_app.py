@@ -14,15 +14,8 @@ PANEL = "[data-cy=panel-content-sample_panel]"
 
 
 @pytest.fixture(scope="module")
-def analysed_fm(tmp_root, vc_helpers):
-    import visual_curation as vc
-
-    folder = vc_helpers.make_bench(tmp_root / "e2e250", "fmnist", n=250, seed=2, defects=0.1)
-    ds, _ = vc_helpers.load_bench_dataset(folder, "vc-e2e-sample-panel")
-    ds.persistent = True
-    vc.analyze(ds, label_field="ground_truth", model="demo", progress=False)
-    yield ds
-    vc_helpers.cleanup(ds)
+def analysed_fm(analysed_fmnist):
+    return analysed_fmnist("vc-e2e-sample-panel")
 
 
 def test_the_modal_panel_explains_a_copy_and_finds_similar(page, app_url, artifacts,
