@@ -222,63 +222,9 @@ def section_reliability(quick):
 
 
 def section_clusters(quick):
-    """Our nested Ward clusters against flat clusterings from scikit-learn on the same vectors
-    (EfficientNet-Lite0, the quality sets), NMI vs the true class at 10 and 12 clusters."""
-    import numpy as np
-    from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
-    from sklearn.metrics import normalized_mutual_info_score as nmi
+    import clusters
 
-    import metrics
-    import quality
-    from visual_curation.core import knn as vck
-    from visual_curation.core.analyzers import REGISTRY
-
-    rows = []
-    for source in ("fmnist", "stamps"):
-        inp, names, truth = quality.load_input(
-            quality.build(WORK, source, 2000 if quick else 5000, 0))
-        y = metrics.true_classes(names, truth)
-        n_classes = len({t for t in y if t != "__outlier__"})
-        counts = sorted({n_classes, 12})
-        mean, comps = vck.pca(inp.vectors, 64, sample=20000, seed=0)
-        X = vck.project(inp.vectors, mean, comps).astype(np.float64)
-        methods = {
-            "ours: Ward on the kNN graph, nested (vc_cluster_*)": lambda c: REGISTRY[
-                "clusters"].run(inp, cluster_levels=(4, c, 36, 108, 324)).fields["vc_cluster_2"],
-            "k-means (k-means++, 4 inits)": lambda c: KMeans(c, n_init=4, random_state=0)
-            .fit_predict(X),
-            "k-means on L2-normalised vectors": lambda c: KMeans(c, n_init=4, random_state=0)
-            .fit_predict(vck.normalize(X.astype(np.float32))),
-            "Ward, unconstrained": lambda c: AgglomerativeClustering(c, linkage="ward")
-            .fit_predict(X),
-            "spectral clustering (kNN affinity, 10 nn)": lambda c: SpectralClustering(
-                c, affinity="nearest_neighbors", n_neighbors=10, random_state=0,
-                assign_labels="cluster_qr").fit_predict(X),
-            "spectral clustering (kNN affinity, 30 nn)": lambda c: SpectralClustering(
-                c, affinity="nearest_neighbors", n_neighbors=30, random_state=0,
-                assign_labels="cluster_qr").fit_predict(X),
-        }
-        for name, fn in methods.items():
-            cells = []
-            for c in counts:
-                t = time.time()
-                lab = fn(c)
-                cells.append(f"{nmi(y, lab):.3f} ({time.time() - t:.1f} s)")
-            rows.append((source, n_classes, name, cells, counts))
-    out = []
-    for source in ("fmnist", "stamps"):
-        sub = [r for r in rows if r[0] == source]
-        counts = sub[0][4]
-        out.append(f"**{source}** ({sub[0][1]} classes)\n")
-        out.append("| method | " + " | ".join(f"NMI at {c} clusters" for c in counts) + " |")
-        out.append("|---|" + "---|" * len(counts))
-        out += [f"| {r[2]} | " + " | ".join(r[3]) + " |" for r in sub]
-        out.append("")
-    return ("Clustering methods",
-            "The same EfficientNet-Lite0 vectors (quality sets, seed 0, "
-            f"{2000 if quick else 5000} images), PCA to 64 dimensions for every method; NMI vs "
-            "the true class (planted outliers count as one more class). Only ours gives nested "
-            "levels; the others are flat clusterings at the given count.\n\n" + "\n".join(out))
+    return clusters.run(WORK, quick)
 
 
 def section_knn(quick):

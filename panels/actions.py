@@ -4,42 +4,52 @@ the card's flagged mislabels) and, on the core frames of videos, **Video** (the 
 the card's first thumbnail)."""
 from __future__ import annotations
 
-from .stored import clamp_level, cluster_key, list_path, stored_clusters
+from .stored import (NOT_GROUPED, clamp_level, cluster_key, level_meta, list_path,
+                     stored_clusters)
 from .thumbnails import N_THUMBS, first_items
 
 MAX_SIMILAR = 1000
 
 
-def cluster_view(view, level, cluster_id, patches_field=None):
-    """The items of one cluster in ``view`` (its filters kept): samples, or the patches of the
-    cluster's objects in object view."""
+def member_filter(view, level, cluster_id, patches_field=None):
+    """The expression that selects one cluster's items (``NOT_GROUPED``: the single-item
+    clusters of the level)."""
     from fiftyone import ViewField as F
 
     level = clamp_level(level)
     name = f"vc_cluster_{level}"
+    if cluster_id == NOT_GROUPED:
+        first = level_meta(view._dataset, patches_field).get(level, {}).get("first_single")
+        return F(name) >= (first if first is not None else 2 ** 62)
+    return F(name) == cluster_id
+
+
+def cluster_view(view, level, cluster_id, patches_field=None):
+    """The items of one cluster in ``view`` (its filters kept): samples, or the patches of the
+    cluster's objects in object view."""
+    expr = member_filter(view, level, cluster_id, patches_field)
     if patches_field:
-        return view.filter_labels(patches_field, F(name) == cluster_id).to_patches(patches_field)
-    return view.match(F(name) == cluster_id)
+        return view.filter_labels(patches_field, expr).to_patches(patches_field)
+    return view.match(expr)
 
 
 def tag_cluster(view, level, cluster_id, tag, patches_field=None):
     """Tags the cluster's samples (its objects in object view); returns how many were tagged."""
-    from fiftyone import ViewField as F
-
-    level = clamp_level(level)
-    name = f"vc_cluster_{level}"
+    expr = member_filter(view, level, cluster_id, patches_field)
     if patches_field:
-        sub = view.filter_labels(patches_field, F(name) == cluster_id)
+        sub = view.filter_labels(patches_field, expr)
         n = sub.count(f"{list_path(view._dataset, patches_field)}")
         sub.tag_labels(tag, label_fields=[patches_field])
         return n
-    sub = view.match(F(name) == cluster_id)
+    sub = view.match(expr)
     n = len(sub)
     sub.tag_samples(tag)
     return n
 
 
 def default_tag(level, cluster_id):
+    if cluster_id == NOT_GROUPED:
+        return f"not_grouped_L{clamp_level(level)}"
     return f"cluster_L{clamp_level(level)}_{cluster_id}"
 
 

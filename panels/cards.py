@@ -7,9 +7,9 @@ import math
 from collections import OrderedDict
 
 from .statistics import level_stats
-from .stored import (DEFAULT_LEVEL, clamp_level, cluster_key, item_prefix, label_path,
-                     summaries)
-from .thumbnails import N_THUMBS, attach_thumbnails
+from .stored import (DEFAULT_LEVEL, NOT_GROUPED, clamp_level, cluster_key, item_prefix,
+                     label_path, level_meta, level_words, summaries)
+from .thumbnails import N_THUMBS, attach_thumbnails, first_items, thumb
 from ..core.views import is_whole
 
 PAGE_SIZE = 12
@@ -77,6 +77,14 @@ def build_cards(view, level=DEFAULT_LEVEL, sort="size", page=0, patches_field=No
     stats = level_stats(view, level, patches_field) if stats is None else stats
     per = stats["clusters"]
     rows = [(c, st[0]) for c, st in per.items() if c is not None and st[0]]
+    # single-item clusters (ids from the level's first_single) gather in one card at the end
+    meta = level_meta(ds, patches_field).get(level, {})
+    first = meta.get("first_single")
+    singles = [] if first is None else [
+        r for r in rows if isinstance(r[0], (int, float)) and r[0] >= first and r[1] == 1]
+    if singles:
+        ids = {r[0] for r in singles}
+        rows = [r for r in rows if r[0] not in ids]
     if sort == "size":
         rows.sort(key=lambda r: (-r[1], _sortable(r[0])))
     elif sort in ("uniqueness", "redundancy"):
@@ -92,9 +100,11 @@ def build_cards(view, level=DEFAULT_LEVEL, sort="size", page=0, patches_field=No
 
     n_clusters = len(rows)
     page_size = max(1, int(page_size))
-    pages = max(1, math.ceil(n_clusters / page_size))
+    # the "not grouped" card takes the place after the last cluster
+    pages = max(1, math.ceil((n_clusters + bool(singles)) / page_size))
     page = min(max(int(page or 0), 0), pages - 1)
     chunk = rows[page * page_size:(page + 1) * page_size]
+    last = singles and page == pages - 1
     # labels: on the whole dataset the analysis stored them per cluster; on a filtered view
     # they are counted over the view (one scan over the page's clusters)
     labels = None
@@ -116,8 +126,21 @@ def build_cards(view, level=DEFAULT_LEVEL, sort="size", page=0, patches_field=No
             thumbs=[]))
     if thumbnails and cards:
         attach_thumbnails(view, cards, level, patches_field, n_thumbs)
+    if last:
+        u = [per[c][1] for c, _ in singles if per[c][1] is not None]
+        loose = dict(id=NOT_GROUPED, count=len(singles), size=0, labels=[],
+                     uniqueness=round(float(sum(u) / len(u)), 3) if u else None,
+                     issues=int(sum(per[c][2] for c, _ in singles)), representatives=[],
+                     thumbs=[], not_grouped=True)
+        if thumbnails:
+            got = first_items(view, level, [c for c, _ in singles[:n_thumbs]], patches_field, 1)
+            loose["thumbs"] = [t for t in (thumb(ds, i, fp, box, patches_field)
+                                           for x in got.values() for i, fp, box in x) if t["url"]]
+        cards.append(loose)
     return dict(level=level, sort=sort, page=page, pages=pages, page_size=page_size,
-                clusters=n_clusters, items=int(sum(n for _, n in rows)),
+                clusters=n_clusters, items=int(sum(n for _, n in rows)) + len(singles),
+                not_grouped=len(singles), meaning=level_words(meta),
+                level_name=meta.get("name"), similarity=meta.get("similarity"),
                 stored_clusters=len(stored.get(level, [])),
                 kind="objects" if patches_field else "images",
                 patches_field=patches_field, cards=cards)

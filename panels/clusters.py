@@ -43,7 +43,10 @@ HELP = """
 **Visual Curation: clusters** — one card per visual cluster of the current view.
 
 * The knob (bottom right) changes the granularity: left = looser (fewer, larger clusters),
-  right = stricter. It reads the five stored levels; nothing is recomputed.
+  right = stricter. Each level is a similarity calibrated on this dataset (the header says
+  which); it reads the five stored levels, nothing is recomputed.
+* Images like no other at a level gather in one **Not grouped** card after the real groups
+  (and the header's **Not grouped (N)** button).
 * Click a thumbnail or **Show** to put the cluster's samples in the grid (your sidebar filters
   keep applying), **Similar** for the nearest samples to the cluster, **Tag** to tag it.
 * **Dataset health**: the counts per issue; with **Review issues** on, per issue, the histogram
@@ -253,6 +256,8 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         what = {"show": "cluster {id} (granularity {level})",
                 "similar": "the nearest to cluster {id} (granularity {level})",
                 "issue": "the flagged {id}"}.get(selected.get("action"), "a view")
+        if selected.get("id") == stored.NOT_GROUPED:
+            what = "the items not grouped at granularity {level}"
         results.show(ctx, view, what.format(**selected) + " from the cluster panel")
 
     def on_open(self, ctx):
@@ -411,13 +416,23 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         sel = ctx.panel.state.get("selected") if self._ours(ctx) else None
         head = (f"**{cards['clusters']:,} clusters** at granularity {cards['level']} · "
                 f"{_n(cards['items'], what)} in view")
+        if cards.get("not_grouped"):
+            head += f" · {_n(cards['not_grouped'], what)} not grouped"
+        if cards.get("meaning"):
+            head += f"  \n_{cards['meaning']}_"
         if review.selection_text(sel):
             head += review.selection_text(sel)
+        elif sel and sel.get("id") == stored.NOT_GROUPED:
+            head += f" · grid: showing the items not grouped (level {sel.get('level')})"
         elif sel:
             verb = "similar to" if sel.get("action") == "similar" else "showing"
             head += f" · grid: {verb} cluster {sel.get('id')} (level {sel.get('level')})"
         top = panel.h_stack("cards_header", gap=2, align_y="center")
         top.md(head, name="title")
+        if cards.get("not_grouped"):
+            top.btn("not_grouped", label=f"Not grouped ({cards['not_grouped']:,})",
+                    icon="scatter_plot", variant="outlined", on_click=self.on_open,
+                    params={"cluster": stored.NOT_GROUPED, "level": cards["level"]})
         if sel:
             top.btn("clear", label="Show all", icon="close", variant="outlined",
                     on_click=self.on_clear)
@@ -442,12 +457,17 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
             componentsProps={"item": {"sx": {"width": f"{CARD_PX}px", "flex": "0 0 auto"}}})
         active = sel and str(sel.get("id")) == str(cid) and sel.get("level") == cards["level"]
         title = f"**Cluster {cid}** — **{c['count']:,}** {_n(c['count'], what).split(' ', 1)[1]}"
+        if c.get("not_grouped"):
+            title = (f"**Not grouped** — **{c['count']:,}** {what} like no other at this "
+                     "level")
         if c["size"] and c["size"] != c["count"]:
             title += f" (of {c['size']:,})"
         if active:
             title += " ●"
         labels = " · ".join(f"{lab} ({n:,})" for lab, n in (c["labels"] or [])) or "—"
         extra = [f"uniqueness {c['uniqueness']:.2f}"] if c["uniqueness"] is not None else []
+        if cards.get("similarity") is not None and not c.get("not_grouped"):
+            extra.insert(0, f"{cards['level_name']} (≥ {cards['similarity']:.2f})")
         extra.append(f"{c['issues']:,} with issues")
         # one text block per card (title, labels, figures): the App redraws every component
         # of the panel on each change, so a card keeps few of them
@@ -464,10 +484,11 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
                                                 "height": f"{THUMB_PX}px"}}}))
         btns = card.btn_group("actions")
         btns.btn("show", label="Show", icon="grid_view", on_click=self.on_open, params=params)
-        btns.btn("similar", label="Similar", icon="search", on_click=self.on_similar,
-                 params=params)
+        if not c.get("not_grouped"):
+            btns.btn("similar", label="Similar", icon="search", on_click=self.on_similar,
+                     params=params)
         btns.btn("tag", label="Tag", icon="sell", on_click=self.on_tag, params=params)
-        if fix is not None and c["issues"]:  # the accept-suggestions form, for this card
+        if fix is not None and c["issues"] and not c.get("not_grouped"):  # per-card fix form
             btns.btn("fix", label="Fix labels", icon="spellcheck", prompt=True,
                      on_click=f"{PLUGIN}/accept_suggestions",
                      params={**fix, "cluster": cid, "level": cards["level"]})

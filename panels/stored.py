@@ -55,6 +55,36 @@ def summaries(dataset, patches_field=None):
                         lambda: parse_levels(cluster_summaries(dataset, patches_field)))
 
 
+#: the id of the card that gathers the items no cluster groups at a level
+NOT_GROUPED = "not grouped"
+
+
+def level_meta(dataset, patches_field=None):
+    """``{level: {similarity, z, name, singletons, first_single}}`` of the last analysis (what
+    each level means; single-item clusters have ids >= ``first_single``); ``{}`` for runs
+    that did not store it."""
+    from ..core.analyze import cluster_summaries
+
+    def read():
+        raw = cluster_summaries(dataset._dataset, patches_field)
+        items = raw.items() if isinstance(raw, dict) else enumerate(raw, 1)
+        return {int(k): {f: v[f] for f in ("similarity", "z", "name", "singletons",
+                                             "first_single") if f in v}
+                for k, v in items if isinstance(v, dict) and "similarity" in v}
+
+    return cache.cached(("level_meta", str(dataset._dataset._doc.id), patches_field,
+                         run_stamp(dataset, patches_field)), read)
+
+
+def level_words(meta):
+    """The level's similarity in words, e.g. "similar: members on average ≥ 0.74 cosine"."""
+    if not meta:
+        return ""
+    return (f"{meta.get('name', '')}: merged groups on average ≥ {meta['similarity']:.2f} "
+            f"cosine ({round(100 * meta.get('z', 0))} % of the way from this dataset's typical "
+            "pair to identical)")
+
+
 def run_stamp(dataset, patches_field=None):
     """When the last analysis (of this kind) ran, as a string ("" if never)."""
     from ..core.analyze import analysis_run_key

@@ -89,11 +89,11 @@ def attach_thumbnails(view, cards, level, patches_field=None, n_thumbs=N_THUMBS)
         thumbs = [i for i in want[cluster_key(c["id"])] if i in found][:n_thumbs]
         if not thumbs:
             missing.append(c)
-        c["thumbs"] = [_thumb(ds, i, *found[i], patches_field) for i in thumbs]
+        c["thumbs"] = [thumb(ds, i, *found[i], patches_field) for i in thumbs]
     if missing:
         extra = first_items(view, level, [c["id"] for c in missing], patches_field, n_thumbs)
         for c in missing:
-            c["thumbs"] = [_thumb(ds, i, fp, box, patches_field)
+            c["thumbs"] = [thumb(ds, i, fp, box, patches_field)
                            for i, fp, box in extra.get(c["id"], [])]
     for c in cards:
         c["thumbs"] = [t for t in c["thumbs"] if t["url"]]
@@ -122,7 +122,7 @@ def first_items(view, level, cluster_ids, patches_field, n):
             for d in docs}
 
 
-def _thumb(ds, item_id, filepath, box, patches_field):
+def thumb(ds, item_id, filepath, box, patches_field):
     if patches_field and box is not None:
         path = crop_thumbnail(ds, filepath, box, item_id)
         if path is None:

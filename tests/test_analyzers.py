@@ -156,6 +156,83 @@ def test_clusters_large_path_nested():
     assert max(len(set(l.tolist())) for l in levels) <= 400
 
 
+def _nested(levels):
+    return all(len(np.unique(a[b == c])) == 1
+               for a, b in zip(levels[:-1], levels[1:]) for c in np.unique(b))
+
+
+def test_cluster_levels_are_even_steps_of_similarity_calibrated_on_the_dataset():
+    from sklearn.metrics import adjusted_rand_score as ari
+
+    inp = make_input(600, seed=3)
+    res = REGISTRY["clusters"].run(inp)
+    lv = res.summary["levels"]
+    bg = res.summary["background"]
+    # similarity: cosine of the vectors centred on the dataset's mean; the background is the
+    # median similarity of random pairs
+    u = np.asarray(inp.vectors, np.float64)
+    u = u - u.mean(axis=0)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 600, 5000), rng.integers(0, 600, 5000)
+    assert abs(bg - np.median((u[a] * u[b]).sum(1)[a != b])) < 0.03
+    sims = [x["similarity"] for x in lv]
+    assert np.allclose(np.diff(sims), sims[1] - sims[0], atol=1e-3) and sims[1] > sims[0]
+    assert np.allclose(sims, [bg + x["z"] * (1 - bg) for x in lv], atol=1e-3)
+    assert [x["name"] for x in lv][-1] == "near-identical"
+    # the same items from a model whose vectors all share a strong common direction (raw
+    # cosines all high): the same levels and the same clusters
+    w = np.asarray(inp.vectors, np.float32) + 0.6 * np.float32(
+        np.random.default_rng(0).normal(size=(1, u.shape[1])))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    raw = (w[a] * w[b]).sum(1)[a != b]
+    assert np.median(raw) > np.median((inp.vectors[a] * inp.vectors[b]).sum(1)[a != b]) + 0.3
+    res2 = REGISTRY["clusters"].run(AnalysisInput(ids=inp.ids, vectors=w, labels=inp.labels))
+    assert abs(res2.summary["background"] - bg) < 0.05
+    for l in range(1, 6):
+        assert ari(res.fields[f"vc_cluster_{l}"], res2.fields[f"vc_cluster_{l}"]) > 0.8, l
+
+
+def test_strictest_level_groups_only_near_identical_items_and_every_duplicate_group():
+    rng = np.random.default_rng(0)
+    inp = make_input(500, seed=4)
+    # blobs made loose: each item is its blob's direction plus as much of its own
+    v = np.asarray(inp.vectors, np.float32) + rng.normal(size=inp.vectors.shape).astype(
+        np.float32) * 0.35
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    src = rng.choice(500, 20, replace=False)
+    copies = v[src] + 0.01 * rng.normal(size=(20, v.shape[1])).astype(np.float32)
+    v = np.vstack([v, copies / np.linalg.norm(copies, axis=1, keepdims=True)])
+    ids = [f"id{i}" for i in range(520)]
+    inp = AnalysisInput(ids=ids, vectors=v, labels=list(inp.labels) + [None] * 20)
+    # a "duplicate group" the vectors would never put together (the pixel check found it)
+    far = int(np.argmin(v[:500] @ v[0]))
+    inp.shared.dup_roots = np.arange(520)
+    inp.shared.dup_roots[far] = 0
+    res = REGISTRY["clusters"].run(inp)
+    levels = [np.asarray(res.fields[f"vc_cluster_{l}"]) for l in range(1, 6)]
+    assert _nested(levels)
+    strict = levels[-1]
+    assert all(strict[s] == strict[500 + i] for i, s in enumerate(src))
+    assert all(lab[far] == lab[0] for lab in levels)
+    sizes = np.bincount(strict)
+    assert (sizes[strict] == 1).mean() > 0.8           # most items are alone
+    top = res.summary["levels"][-1]
+    assert top["singletons"] == int((sizes == 1).sum())
+    assert (strict >= top["first_single"]).sum() == top["singletons"]   # single items last
+
+
+def test_clusters_of_a_random_half_match_the_whole_on_separated_groups():
+    from sklearn.metrics import adjusted_rand_score as ari
+
+    inp = make_input(1200, seed=5)
+    full = REGISTRY["clusters"].run(inp).fields
+    half = np.sort(np.random.default_rng(0).choice(1200, 600, replace=False))
+    sub = AnalysisInput(ids=[inp.ids[i] for i in half], vectors=inp.vectors[half])
+    part = REGISTRY["clusters"].run(sub).fields
+    assert ari(np.asarray(full["vc_cluster_1"])[half], part["vc_cluster_1"]) >= 0.8
+
+
 def test_determinism_and_ranges():
     for name in ("clusters", "uniqueness", "mislabels", "outliers", "duplicates"):
         r1 = REGISTRY[name].run(make_input(300, seed=5))

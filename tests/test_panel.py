@@ -22,7 +22,8 @@ from visual_curation.panels import cache
 from visual_curation.panels.actions import MAX_SIMILAR, cluster_view, similar_view, tag_cluster
 from visual_curation.panels.cards import build_cards
 from visual_curation.panels.statistics import HIST_BINS, health, level_stats
-from visual_curation.panels.stored import (analysed_patch_fields, clamp_level, run_stamp, status,
+from visual_curation.panels.stored import (NOT_GROUPED, analysed_patch_fields, clamp_level,
+                                           level_meta, run_stamp, status,
                                            summaries)
 from visual_curation.panels.thumbnails import ENV_THUMBS, N_THUMBS, THUMB_SIZE
 
@@ -129,25 +130,57 @@ def test_empty_state_names_the_operators_to_run(fmnist_dataset):
 
 # ------------------------------------------------------------------------------------ the cards
 
+def _split(cards, truth, first_single):
+    """(grouped cards, the "not grouped" cards, the single-item cluster ids of ``truth``)."""
+    single = {c for c, n in truth.items() if c >= first_single and n == 1}
+    return ([c for c in cards if not c.get("not_grouped")],
+            [c for c in cards if c.get("not_grouped")], single)
+
+
 @pytest.mark.parametrize("level", [1, 3, 5])
 def test_card_counts_match_the_view(fm, level):
     ds = fm.ds
+    meta = level_meta(ds)[level]
     truth = _cluster_counts(ds, level)
     first, cards = _all_cards(ds.view(), level)
-    assert first["clusters"] == len(truth) == len(cards)
+    grouped, loose, single = _split(cards, truth, meta["first_single"])
+    assert first["clusters"] + first["not_grouped"] == len(truth)
+    assert first["not_grouped"] == len(single) == meta["singletons"]
     assert first["items"] == sum(truth.values()) == len(ds)
-    assert {c["id"]: c["count"] for c in cards} == truth
-    counts = [c["count"] for c in cards]
+    assert {c["id"]: c["count"] for c in grouped} == {
+        c: n for c, n in truth.items() if c not in single}
+    # the single images are one card, the last one
+    assert len(loose) == bool(single) and (not loose or cards[-1] is loose[0])
+    assert not loose or loose[0]["count"] == len(single)
+    counts = [c["count"] for c in grouped]
     assert counts == sorted(counts, reverse=True), "largest first"
+    assert f"{meta['similarity']:.2f}" in first["meaning"] and meta["name"] in first["meaning"]
     # a sidebar filter (here: one class) changes every count
     view = ds.match(F("ground_truth.label") == "sneaker")
     truth = _cluster_counts(view, level)
     first, cards = _all_cards(view, level)
-    assert {c["id"]: c["count"] for c in cards} == truth
+    grouped, loose, single = _split(cards, truth, meta["first_single"])
+    assert {c["id"]: c["count"] for c in grouped} == {
+        c: n for c, n in truth.items() if c not in single}
     assert first["items"] == len(view)
-    for c in cards:
+    for c in grouped:
         assert [lab for lab, _ in c["labels"]] == ["sneaker"]
         assert c["labels"][0][1] == c["count"]
+
+
+def test_strict_levels_gather_single_images_in_one_not_grouped_card(fm):
+    ds = fm.ds
+    meta = level_meta(ds)
+    assert [meta[k]["similarity"] for k in range(1, 6)] == sorted(
+        meta[k]["similarity"] for k in range(1, 6))
+    res = build_cards(ds.view(), 5, page=10 ** 6)           # the last page
+    card = res["cards"][-1]
+    assert card["not_grouped"] and card["count"] == meta[5]["singletons"] > 0
+    assert card["thumbs"] and all(t["url"] for t in card["thumbs"])
+    shown = cluster_view(ds.view(), 5, NOT_GROUPED)
+    assert len(shown) == meta[5]["singletons"]
+    sizes = _cluster_counts(ds, 5)
+    assert all(sizes[c] == 1 for c in shown.values("vc_cluster_5"))
 
 
 def test_granularity_changes_the_cards_without_recomputing(fm):
@@ -209,6 +242,8 @@ def test_filtered_out_representatives_are_replaced(fm):
 @pytest.mark.parametrize("sort", ["uniqueness", "redundancy", "issues"])
 def test_sort_orders(fm, sort):
     _, cards = _all_cards(fm.ds.view(), 4, sort=sort)
+    assert all(not c.get("not_grouped") for c in cards[:-1]), "not grouped: always last"
+    cards = [c for c in cards if not c.get("not_grouped")]
     if sort == "uniqueness":
         keys = [c["uniqueness"] for c in cards]
         assert keys == sorted(keys, reverse=True)
@@ -235,7 +270,7 @@ def test_pagination_covers_every_cluster_once(fm):
         if p >= res["pages"]:
             break
     assert seen == [c["id"] for c in full["cards"]]
-    assert len(set(seen)) == len(seen) == full["clusters"]
+    assert len(set(seen)) == len(seen) == full["clusters"] + bool(full["not_grouped"])
     beyond = build_cards(ds.view(), 5, page=10_000, page_size=7, thumbnails=False)
     assert beyond["page"] == beyond["pages"] - 1, "a page past the end shows the last one"
 

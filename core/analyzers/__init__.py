@@ -22,7 +22,7 @@ from .quality import QualityAnalyzer
 from .uniqueness import UniquenessAnalyzer
 
 REGISTRY: dict[str, Analyzer] = {
-    a.name: a for a in (ClustersAnalyzer(), DuplicatesAnalyzer(), UniquenessAnalyzer(),
+    a.name: a for a in (DuplicatesAnalyzer(), ClustersAnalyzer(), UniquenessAnalyzer(),
                         MislabelsAnalyzer(), OutliersAnalyzer(), AnomalyAnalyzer(),
                         QualityAnalyzer())
 }

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
-                   IssueSpec, jsonable, logistic, report)
+                   IssueSpec, decode_array, encode_array, jsonable, logistic, report)
 
 FIT_MAX = 20000
 MIN_ITEMS = 8
@@ -62,22 +62,13 @@ def fit_geometry(vectors, rows, dims):
 
 
 def encode_geometry(geometry):
-    """The fitted geometry as JSON-able state: base64 float32 arrays and their shapes."""
-    import base64
-
-    def enc(a):
-        a = np.ascontiguousarray(a, np.float32)
-        return dict(shape=list(a.shape), data=base64.b64encode(a.tobytes()).decode("ascii"))
-
-    return [enc(a) for a in geometry]
+    """The fitted geometry as JSON-able state (:func:`~.base.encode_array` per array)."""
+    return [encode_array(a) for a in geometry]
 
 
 def decode_geometry(state):
     """The inverse of :func:`encode_geometry` (float64 arrays)."""
-    import base64
-
-    return tuple(np.frombuffer(base64.b64decode(d["data"]), np.float32)
-                 .reshape(d["shape"]).astype(np.float64) for d in state)
+    return tuple(decode_array(d).astype(np.float64) for d in state)
 
 
 def geometry_distances(vectors, rows, geometry):

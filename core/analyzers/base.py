@@ -32,6 +32,25 @@ class SharedWork:
     dup_decoded: dict | None = None
     #: class support (``support.class_support``) per (classes, label codes)
     class_support: dict = field(default_factory=dict)
+    #: duplicate groups of this run: the group's root item per item (``None`` until the
+    #: duplicate check ran)
+    dup_roots: np.ndarray | None = None
+
+
+def encode_array(a) -> dict:
+    """A NumPy array as JSON (base64 float32) for run results and state."""
+    import base64
+
+    a = np.ascontiguousarray(a, np.float32)
+    return dict(shape=list(a.shape), b64=base64.b64encode(a.tobytes()).decode("ascii"))
+
+
+def decode_array(d) -> np.ndarray:
+    """The inverse of :func:`encode_array` (float32)."""
+    import base64
+
+    data = d["b64"] if "b64" in d else d["data"]      # "data": runs of earlier versions
+    return np.frombuffer(base64.b64decode(data), np.float32).reshape(d["shape"])
 
 
 @dataclass

@@ -1,29 +1,45 @@
 """Visual clusters at 5 nested granularities (``vc_cluster_1`` loosest ... ``vc_cluster_5``
-strictest).
+strictest), each level a **similarity**, calibrated on the dataset.
 
-One hierarchy, cut five times:
+**The similarity.** Vectors are centred on the dataset's mean and L2-normalised: what all items
+share (a model's common direction, a dataset's common style) does not count, so similarities
+spread over the whole range the same way for any model. Similarity is the cosine of centred
+vectors.
 
-* vectors are projected on their top ``cluster_pca_dims`` principal components (denoising; the
-  PCA is accumulated in blocks, so a memmap of any size works);
-* up to ``cluster_max_direct`` items: Ward agglomerative clustering of the items, constrained to
-  the kNN graph (``cluster_k`` neighbours, exact cosine on the full vectors - the input's
-  shared kNN) - local merges only, no chaining (measured: single/average linkage chain into
-  giant clusters, NMI < 0.1 on Fashion-MNIST; Ward 0.6);
-* more items: the same hierarchy over a seeded random sample of ``cluster_max_direct`` items
-  (its kNN graph computed in the PCA space, for speed);
-  every other item takes the clusters of its nearest sampled item (Euclidean in the PCA space,
-  assigned in blocks - memory O(block x sample), so 1M x 512 memmaps stream through).
+**The scale.** Each run measures the dataset's *background*: ``b``, the median similarity of
+``cluster_background_pairs`` seeded random pairs of items. A level is a place ``z`` on the way
+from that typical pair (``z = 0``) to identical (``z = 1``); its similarity is
+``s = b + z (1 - b)``. The five levels are evenly spaced in ``z`` from ``cluster_similarity[0]``
+(loosest: broad groups) to ``cluster_similarity[1]`` (strictest: near-identical), i.e. even
+steps in similarity. A random half of a dataset has the background of the whole, so a level
+means the same on any size.
 
-Level ``l`` has ``min(N, max(cluster_levels[l], cluster_level_fractions[l] * N))`` clusters
-(capped by the sample size on the large-dataset path): by default 4, 12, 36 clusters for the
-three loose levels, whatever the dataset size, and 2 % / 10 % of N (at least 108 / 324) for the
-two strict ones. Every cut applies a prefix of the same merge sequence, so each level-(k+1)
-cluster lies inside exactly one level-k cluster (nesting by construction). Cluster ids are
-0, 1, ... by decreasing size; every item has one (singletons included).
+**The groups.** Average linkage (UPGMA): two groups merge when their members are on average at
+least ``s`` similar, so a level-``s`` cluster is a set of items whose every merge was at least
+``s`` on average, and an item that is not that similar to any group is a cluster of its own
+("not grouped"). One tree cut at five heights: the levels are **nested**. Average linkage has no
+chaining (each merge averages over every pair) and, being an average, it is estimated without
+bias from a sample - which makes it stable when the dataset grows or is split.
 
-Summary: per level, the clusters largest first, each with ``id``, ``size``, up to
-``cluster_representatives`` ids nearest the cluster's mean vector, and the 3 most common
-labels (when labels are given).
+* Up to ``cluster_max_direct`` items: the exact tree of all items (``scipy``; the pairwise
+  distances of N items, ~4 N² bytes).
+* More items: the tree of a seeded random sample of that size; every other item goes down it,
+  as an average-linkage merge would take it: at the loosest level into the cluster whose
+  sampled members it is most similar to on average (its dot product with their mean vector),
+  then at each stricter level into the most similar child of that cluster - while that
+  average reaches the level's similarity; from the first level where it does not, it is not
+  grouped (nesting holds). Cost: N x (clusters of one parent) dot products per level.
+* Near-identical items stay together at every level: kNN pairs at least as similar as the
+  strictest level, and the duplicate groups of the same run (``duplicates`` runs first), are
+  merged into one cluster at every level (each merge at every level, so nesting holds).
+
+Cluster ids are 0, 1, ... by decreasing size (single items last); every item has one.
+
+Summary: ``background``, and per level its ``similarity``, ``z``, ``name``, ``singletons``
+(items not grouped) and ``first_single`` (the first id of a single-item cluster), and the
+clusters largest first, each with ``id``, ``size``, up to ``cluster_representatives`` ids nearest
+the cluster's mean vector, and the 3 most common labels (when labels are given). ``state``
+keeps the centre, so an incremental run measures similarity the same way.
 """
 from __future__ import annotations
 
@@ -31,70 +47,178 @@ import numpy as np
 
 from .. import knn as _knn
 from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
-                   jsonable, report)
+                   decode_array, encode_array, jsonable, report)
 
 LEVELS = 5
+#: what each level means, loosest first (shown with the level's similarity)
+LEVEL_NAMES = ("broad groups", "related", "similar", "very similar", "near-identical")
+BLOCK = 65536
 
 
-def level_counts(n, levels, fractions, cap=None):
-    cap = n if cap is None else min(n, cap)
-    out, prev = [], 1
-    for fixed, frac in zip(levels, fractions):
-        c = int(max(fixed, round(frac * n)))
-        c = max(prev, min(c, cap))
-        out.append(c)
-        prev = c
+def centre_of(vectors, sample=20000, seed=0):
+    """The mean vector (of a seeded sample of ``sample`` rows on large inputs)."""
+    n = len(vectors)
+    rows = (np.arange(n) if n <= sample
+            else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False)))
+    return np.asarray(vectors[rows], np.float64).mean(axis=0).astype(np.float32)
+
+
+def centred(vectors, centre):
+    """Rows centred on ``centre`` and L2-normalised (float32)."""
+    return _knn.normalize(np.asarray(vectors, np.float32) - centre)
+
+
+def pair_similarity(vectors, centre, a, b):
+    """Similarity (centred cosine) of the row pairs ``(a[i], b[i])``, in blocks."""
+    out = np.empty(len(a), np.float32)
+    for b0 in range(0, len(a), BLOCK):
+        ra, rb = a[b0:b0 + BLOCK], b[b0:b0 + BLOCK]
+        rows = np.unique(np.concatenate([ra, rb]))
+        U = centred(vectors[rows], centre)
+        out[b0:b0 + BLOCK] = np.einsum("ij,ij->i", U[np.searchsorted(rows, ra)],
+                                       U[np.searchsorted(rows, rb)])
     return out
 
 
-def ward_merges(X, conn):
-    """``children_`` of sklearn's Ward tree constrained to the (sparse, symmetric) graph."""
-    import warnings
-
-    from sklearn.cluster import AgglomerativeClustering
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "the number of connected components ..." (handled)
-        ac = AgglomerativeClustering(n_clusters=1, linkage="ward", connectivity=conn,
-                                     compute_full_tree=True).fit(np.asarray(X, np.float64))
-    return ac.children_
+def background_similarity(vectors, centre, pairs: int = 20000, seed: int = 0) -> float:
+    """Median similarity of ``pairs`` seeded random pairs of distinct rows."""
+    n = len(vectors)
+    if n < 2:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, n, pairs), rng.integers(0, n, pairs)
+    ok = a != b
+    return float(np.median(pair_similarity(vectors, centre, a[ok], b[ok])))
 
 
-def cut_levels(children, n, counts):
-    """Labels (len(counts), n) after applying the first ``n - c`` merges, for each count ``c``
-    (any order). Prefixes of one merge sequence, hence nested."""
-    parent = np.arange(n)
-    node_root = np.arange(2 * n - 1)
+def level_similarities(background: float, loose: float, strict: float, levels: int = LEVELS):
+    """``(similarity per level, z per level)``: even steps from ``loose`` to ``strict`` on the
+    way from the background (z = 0) to identical (z = 1)."""
+    z = np.linspace(float(loose), float(strict), levels)
+    return background + z * (1.0 - background), z
 
-    def find(a):
-        r = a
-        while parent[r] != r:
-            r = parent[r]
-        while parent[a] != r:
-            parent[a], a = r, parent[a]
-        return r
 
-    want = sorted(set(int(c) for c in counts), reverse=True)
-    snaps = {}
-    n_clusters = n
-    wi = 0
-    while wi < len(want) and want[wi] >= n_clusters:
-        snaps[want[wi]] = np.arange(n)
-        wi += 1
-    for t, (a, b) in enumerate(children):
-        if wi >= len(want):
-            break
-        ra, rb = find(node_root[a]), find(node_root[b])
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-            n_clusters -= 1
-        node_root[n + t] = min(ra, rb)
-        while wi < len(want) and n_clusters <= want[wi]:
-            snaps[want[wi]] = np.array([find(i) for i in range(n)])
-            wi += 1
-    for c in want[wi:]:  # fewer merges than asked (cannot happen with a full tree)
-        snaps[c] = np.array([find(i) for i in range(n)])
-    return np.stack([snaps[int(c)] for c in counts])
+def average_tree(U, block=1024):
+    """scipy's average-linkage tree of the unit rows ``U`` (cosine distance)."""
+    from scipy.cluster.hierarchy import linkage
+
+    n = len(U)
+    d = np.empty(n * (n - 1) // 2, np.float64)
+    pos = 0
+    for i0 in range(0, n - 1, block):                 # the condensed matrix, row blocks
+        S = U[i0:i0 + block] @ U.T
+        for r in range(S.shape[0]):
+            i = i0 + r
+            if i >= n - 1:
+                break
+            d[pos:pos + n - i - 1] = 1.0 - S[r, i + 1:]
+            pos += n - i - 1
+    np.clip(d, 0.0, 2.0, out=d)
+    return linkage(d, method="average")
+
+
+def cut_tree(Z, thresholds):
+    """Labels ``(len(thresholds), n)``: the clusters whose merges are all at least each
+    similarity (nested for increasing thresholds)."""
+    from scipy.cluster.hierarchy import fcluster
+
+    return np.stack([fcluster(Z, 1.0 - s, criterion="distance") - 1 for s in thresholds])
+
+
+def keep_together(labels, pairs, prefer=None):
+    """Each level's labels where every group of items linked by ``pairs`` takes, at every
+    level, the clusters of one of its members (a ``prefer``-red one if any, else the first):
+    groups are moved whole, clusters are never merged (no chaining), nesting holds."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = labels.shape[1]
+    if not len(pairs):
+        return labels
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    k, comp = connected_components(g, directed=False)
+    pref = np.zeros(n, bool) if prefer is None else prefer
+    order = np.lexsort((np.arange(n), ~pref, comp))
+    anchor = order[np.searchsorted(comp[order], np.arange(k))][comp]
+    out = labels.copy()
+    moved = anchor != np.arange(n)
+    out[:, moved] = labels[:, anchor[moved]]
+    return out
+
+
+def centre_dots(vectors, centre, rows=None):
+    """``v . centre`` of every row (or of ``rows``), in blocks."""
+    c = np.asarray(centre, np.float32)
+    if rows is not None:
+        return np.asarray(vectors[np.asarray(rows)], np.float32) @ c
+    return np.concatenate([np.asarray(vectors[b0:b0 + BLOCK], np.float32) @ c
+                           for b0 in range(0, len(vectors), BLOCK)])
+
+
+def centred_cosine(raw, dot_a, dot_b, centre):
+    """Similarity (centred cosine) of unit-vector pairs from their cosine ``raw`` and their
+    dot products with the centre: ``(a-m).(b-m) / |a-m| |b-m|``, no vectors read."""
+    mm = float(np.dot(centre, centre))
+    num = raw - dot_a - dot_b + mm
+    den = np.sqrt(np.maximum(1 - 2 * dot_a + mm, 1e-12) * np.maximum(1 - 2 * dot_b + mm, 1e-12))
+    return num / den
+
+
+def near_identical_pairs(inp, k, centre, strict, dup_roots=None):
+    """Pairs to keep together: kNN pairs at least ``strict`` similar (``k`` > 0), and the
+    duplicate groups (``dup_roots``: each item's group root)."""
+    pairs = [np.zeros((0, 2), np.int64)]
+    if k > 0:
+        ind, sim = inp.knn(k)
+        dots = centre_dots(inp.vectors, centre)
+        ok = ind >= 0
+        cs = centred_cosine(sim, dots[:, None], dots[np.maximum(ind, 0)], centre)
+        r, c = np.nonzero(ok & (cs >= strict))
+        pairs.append(np.stack([r, ind[r, c]], 1).astype(np.int64))
+    if dup_roots is not None and len(dup_roots) == len(inp):
+        members = np.flatnonzero(dup_roots != np.arange(len(inp)))
+        pairs.append(np.stack([members, dup_roots[members]], 1))
+    return np.concatenate(pairs).astype(np.int64)
+
+
+def descend(vectors, centre, Us, pt_labels, thresholds):
+    """Labels of every item on the sampled path (see the module doc), ``-1`` where not
+    grouped: from the loosest level down, an item goes to the child cluster (of the cluster it
+    is in) whose sampled members it is most similar to on average - the dot product with their
+    mean vector - if that reaches the level's similarity; otherwise it stays alone from there
+    on."""
+    n_lv = len(thresholds)
+    cents, kids = [], []
+    for li, lab in enumerate(pt_labels):
+        k = int(lab.max()) + 1
+        M = np.zeros((k, Us.shape[1]), np.float64)
+        np.add.at(M, lab, Us)
+        cents.append((M / np.bincount(lab, minlength=k)[:, None]).astype(np.float32))
+        if li:
+            parent = np.zeros(k, np.int64)
+            parent[lab] = pt_labels[li - 1]
+            order = np.argsort(parent, kind="stable")
+            kids.append(np.split(order, np.searchsorted(parent[order],
+                                                        np.arange(1, int(parent.max()) + 1))))
+    out = np.full((n_lv, len(vectors)), -1, np.int64)
+    for b0 in range(0, len(vectors), BLOCK):
+        U = centred(vectors[b0:b0 + BLOCK], centre)
+        S = U @ cents[0].T
+        best = S.argmax(axis=1)
+        cur = np.where(S[np.arange(len(U)), best] >= thresholds[0], best, -1)
+        out[0, b0:b0 + len(U)] = cur
+        for li in range(1, n_lv):
+            nxt = np.full(len(U), -1, np.int64)
+            for par in np.unique(cur[cur >= 0]):
+                rows = np.flatnonzero(cur == par)
+                ch = kids[li - 1][par]
+                Sc = U[rows] @ cents[li][ch].T
+                j = Sc.argmax(axis=1)
+                ok = Sc[np.arange(len(rows)), j] >= thresholds[li]
+                nxt[rows[ok]] = ch[j[ok]]
+            out[li, b0:b0 + len(U)] = nxt
+            cur = nxt
+    return out
 
 
 def relabel_by_size(lab):
@@ -104,26 +228,6 @@ def relabel_by_size(lab):
     rank = np.empty(len(u), np.int64)
     rank[order] = np.arange(len(u))
     return rank[inv]
-
-
-def assign(X, C, block=4096):
-    """Index of the nearest row of ``C`` (Euclidean) for each row of ``X``, in blocks."""
-    cn = (C.astype(np.float32) ** 2).sum(axis=1)
-    out = np.empty(len(X), np.int64)
-    for b0 in range(0, len(X), block):
-        x = np.asarray(X[b0:b0 + block], np.float32)
-        out[b0:b0 + block] = np.argmin(cn[None, :] - 2.0 * (x @ C.T), axis=1)
-    return out
-
-
-def _graph(ind, n):
-    from scipy.sparse import csr_matrix
-
-    k = ind.shape[1]
-    ok = ind.ravel() >= 0
-    g = csr_matrix((np.ones(int(ok.sum())), (np.repeat(np.arange(n), k)[ok], ind.ravel()[ok])),
-                   shape=(n, n))
-    return ((g + g.T) > 0).astype(np.float64)
 
 
 def cluster_summaries(inp, labels_by_level, max_clusters=1000, n_rep=6, block=8192):
@@ -174,91 +278,122 @@ class ClustersAnalyzer(Analyzer):
                                   f"granularity {k} (1 loosest, {LEVELS} strictest)")
                         for k in range(1, LEVELS + 1))
     defaults = dict(
-        cluster_levels=(4, 12, 36, 108, 324),
-        cluster_level_fractions=(0.0, 0.0, 0.0, 0.02, 0.10),
+        cluster_similarity=(0.1, 0.85),
+        cluster_background_pairs=20000,
         cluster_k=10,
-        cluster_pca_dims=64,
         cluster_max_direct=10000,
         cluster_summary_max=1000,
         cluster_representatives=6,
         cluster_seed=0,
     )
     param_help = dict(
-        cluster_levels="minimum number of clusters per level, loosest to strictest",
-        cluster_level_fractions="... or this fraction of the items, whichever is larger",
-        cluster_k="kNN graph that constrains the merges",
-        cluster_pca_dims="principal components the hierarchy is built on",
+        cluster_similarity="loosest and strictest level, as a place between the dataset's "
+                           "typical pair (0) and identical (1); the levels are evenly spaced",
+        cluster_background_pairs="random pairs whose median cosine is the dataset's typical pair",
+        cluster_k="neighbours checked for near-identical pairs",
         cluster_max_direct="above this many items, build the hierarchy on a random sample "
-                           "of this size and assign the others to their nearest sampled item",
+                           "of this size and take the others down its tree",
         cluster_summary_max="clusters listed per level in the summary",
         cluster_representatives="ids listed per cluster (nearest the cluster mean)",
-        cluster_seed="seed of the sample (large datasets)",
+        cluster_seed="seed of the background pairs and of the sample (large datasets)",
     )
 
     def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
         p = self.params(**params)
         n = len(inp)
+        seed = int(p["cluster_seed"])
         if n == 0:
             return AnalysisResult(fields={f: [] for f in self.fields}, summary=dict(params=p))
+        centre = centre_of(inp.vectors, seed=seed)
+        bg = background_similarity(inp.vectors, centre, int(p["cluster_background_pairs"]), seed)
+        lo, hi = p["cluster_similarity"]
+        thresholds, zs = level_similarities(bg, lo, hi)
         if n == 1:
-            return AnalysisResult(fields={f: [0] for f in self.fields}, summary=jsonable(dict(
-                params=p, levels=cluster_summaries(inp, [np.zeros(1, np.int64)] * LEVELS))))
-        report(progress, 0.0, "principal components")
-        mean, comps = _knn.pca(inp.vectors, int(p["cluster_pca_dims"]), sample=20000,
-                               seed=int(p["cluster_seed"]))
-        X = _knn.project(inp.vectors, mean, comps)
-        direct = n <= int(p["cluster_max_direct"])
-        if direct:
-            report(progress, 0.1, "nearest neighbours")
-            ind, _ = inp.knn(int(p["cluster_k"]))      # shared, cached exact cosine kNN
-            pts, item_to_pt = X, np.arange(n)
+            labels = np.zeros((LEVELS, 1), np.int64)
+            method, npts = "single item", 1
         else:
-            report(progress, 0.1, "sample")
-            m = int(p["cluster_max_direct"])
-            rng = np.random.default_rng(int(p["cluster_seed"]))
-            sample = np.sort(rng.choice(n, m, replace=False))
-            pts = X[sample]
-            ind, _ = _knn.knn(_knn.normalize(pts), int(p["cluster_k"]))  # in the PCA space
-            item_to_pt = assign(X, pts)
-            item_to_pt[sample] = np.arange(m)          # sampled items stay on their own point
-        report(progress, 0.4, "hierarchy")
-        npts = len(pts)
-        counts = level_counts(n, p["cluster_levels"], p["cluster_level_fractions"], cap=npts)
-        if npts >= 2:
-            children = ward_merges(pts, _graph(ind, npts))
-            pt_labels = cut_levels(children, npts, counts)
-        else:
-            pt_labels = np.zeros((LEVELS, npts), np.int64)
-        labels = [relabel_by_size(pl[item_to_pt]) for pl in pt_labels]
+            direct = n <= int(p["cluster_max_direct"])
+            sample = (np.arange(n) if direct else np.sort(np.random.default_rng(seed).choice(
+                n, int(p["cluster_max_direct"]), replace=False)))
+            npts = len(sample)
+            report(progress, 0.1, "hierarchy")
+            Us = centred(inp.vectors[sample], centre)
+            pt_labels = cut_tree(average_tree(Us), thresholds)
+            if direct:
+                labels, method = pt_labels, "average-linkage"
+            else:
+                report(progress, 0.4, "the other items down the tree")
+                labels = descend(inp.vectors, centre, Us, pt_labels, thresholds)
+                labels[:, sample] = pt_labels
+                alone = labels < 0                     # not grouped: an id of its own
+                labels[alone] = npts + np.nonzero(alone)[1]
+                method = "sample-average-linkage+descend"
+            report(progress, 0.6, "near-identical items")
+            # the exact tree groups near-identical items itself; items taken down a sampled
+            # tree one by one are kept with their near-identical neighbours
+            pairs = near_identical_pairs(inp, 0 if direct else int(p["cluster_k"]), centre,
+                                         thresholds[-1], inp.shared.dup_roots)
+            prefer = np.zeros(n, bool)
+            prefer[sample] = True
+            labels = keep_together(labels, pairs, prefer)
+        labels = [relabel_by_size(lab) for lab in labels]
         report(progress, 0.8, "cluster summaries")
         levels = cluster_summaries(inp, labels, int(p["cluster_summary_max"]),
                                    int(p["cluster_representatives"]))
-        for lv, c in zip(levels, counts):
-            lv["target"] = int(c)
-        summary = dict(params=p, n=n, method="ward-knn" if direct else "sample-ward-knn+assign",
-                       points=int(npts), levels=levels)
+        for lv, lab, s, z, name in zip(levels, labels, thresholds, zs, LEVEL_NAMES):
+            sizes = np.bincount(lab)
+            single = np.flatnonzero(sizes == 1)
+            lv.update(similarity=round(float(s), 4), z=round(float(z), 4), name=name,
+                      singletons=int(len(single)),
+                      first_single=int(single[0]) if len(single) else int(len(sizes)),
+                      next_id=int(len(sizes)))
+        summary = dict(params=p, n=n, method=method, points=int(npts),
+                       background=round(bg, 4), levels=levels,
+                       state=dict(centre=encode_array(centre)))
         report(progress, 1.0, "clusters done")
         return AnalysisResult(fields={f"vc_cluster_{l + 1}": labels[l].astype(int).tolist()
                                       for l in range(LEVELS)}, summary=jsonable(summary))
 
     def update(self, ctx: IncrementalInput, p: dict) -> None:
-        """A new item takes, at every level, the clusters of its nearest earlier item (so
-        nesting holds); one whose neighbours are all new gets the nearest by a direct query."""
+        """A new item joins, at every level, the cluster of its nearest earlier item where the
+        two are at least that level's similarity (and at every looser level); otherwise it is
+        not grouped there (a new id). Nesting holds; earlier items keep their ids. One whose
+        neighbours are all new gets the nearest earlier item by a direct query."""
         new, old, ind, inp = ctx.new, ctx.old, ctx.ind, ctx.inp
         is_old = old[np.maximum(ind, 0)] & (ind >= 0)
         first = np.where(is_old.any(axis=1), is_old.argmax(axis=1), -1)
         near = np.where(first >= 0, ind[np.arange(len(new)), np.maximum(first, 0)], -1)
+        raw = np.where(first >= 0, ctx.sim[np.arange(len(new)), np.maximum(first, 0)], 0.0)
         miss = np.flatnonzero(near < 0)
         if len(miss):
             old_rows = np.flatnonzero(old)
-            j, _ = _knn.knn_query(np.asarray(inp.vectors[new[miss]], np.float32),
+            j, s = _knn.knn_query(np.asarray(inp.vectors[new[miss]], np.float32),
                                   inp.vectors[old_rows], 1)
-            near[miss] = old_rows[j[:, 0]]
+            near[miss], raw[miss] = old_rows[j[:, 0]], s[:, 0]
         stored = ctx.read(near, list(self.fields))
+        details = ctx.details.get("clusters") or {}
+        levels = details.get("levels") or []
+        centre = (details.get("state") or {}).get("centre")
+        sims = [lv.get("similarity") for lv in levels]
+        join = np.ones((len(self.fields), len(new)), bool)
+        if centre is not None and len(sims) == len(self.fields) and None not in sims:
+            m = decode_array(centre)
+            cos = centred_cosine(raw, centre_dots(inp.vectors, m, new),
+                                 centre_dots(inp.vectors, m, near), m)
+            join = np.stack([cos >= s for s in sims])
+            for li in range(len(sims) - 2, -1, -1):
+                join[li] |= join[li + 1]
         sizes = ctx.summary.setdefault("clusters", {})
-        for f in self.fields:
-            ctx.put(f, new, stored[f])
+        for li, f in enumerate(self.fields):
+            vals = list(stored[f])
+            if not join[li].all():
+                lv = levels[li]
+                nxt = int(lv.get("next_id", lv.get("n_clusters", 0)))
+                for j in np.flatnonzero(~join[li]):
+                    vals[j], nxt = nxt, nxt + 1
+                lv["next_id"] = nxt                     # kept in the run's details
+            ctx.put(f, new, vals)
             got = sizes.setdefault(f, {})
-            for v in stored[f]:
+            for v in vals:
                 if v is not None:
                     got[str(v)] = got.get(str(v), 0) + 1

@@ -194,6 +194,7 @@ class DuplicatesAnalyzer(Analyzer):
                 dup[i] = i != keep
         summary.update(groups=len(members), duplicates=int(sum(dup)),
                        in_groups=int(in_group.sum()))
+        inp.shared.dup_roots = roots          # the clusters keep each group together
         report(progress, 1.0, "duplicates done")
         return AnalysisResult(fields=dict(vc_dup_group=group, vc_duplicate=dup),
                               summary=jsonable(summary), errors=errors)

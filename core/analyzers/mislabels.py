@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
-                   IssueSpec, jsonable, logistic, report)
+                   IssueSpec, decode_array, encode_array, jsonable, logistic, report)
 
 
 # L-BFGS stops when the loss improves by less than this (relative): the flags and suggested
@@ -151,20 +151,6 @@ def mislabel_confidence(P_lr, P_knn, y, p):
     return P, logistic(x)
 
 
-def encode(a):
-    """A NumPy array as JSON (base64 float32) for run results."""
-    import base64
-
-    a = np.ascontiguousarray(a, np.float32)
-    return dict(shape=list(a.shape), b64=base64.b64encode(a.tobytes()).decode("ascii"))
-
-
-def decode(d):
-    import base64
-
-    return np.frombuffer(base64.b64decode(d["b64"]), np.float32).reshape(d["shape"])
-
-
 class MislabelsAnalyzer(Analyzer):
     name = "mislabels"
     needs_labels = True
@@ -228,8 +214,8 @@ class MislabelsAnalyzer(Analyzer):
                                 progress, (0.05, 0.75))
         P_knn = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]))
         P, conf = mislabel_confidence(P_lr, P_knn, y, p)
-        state = dict(classes=names, l2=l2, pca_mean=encode(mean), pca_comps=encode(comps),
-                     model=encode(model) if model is not None else None)
+        state = dict(classes=names, l2=l2, pca_mean=encode_array(mean), pca_comps=encode_array(comps),
+                     model=encode_array(model) if model is not None else None)
         if p["mislabel_outlier_discount"]:
             from .outliers import outlier_scores, support_state
 
@@ -269,8 +255,8 @@ class MislabelsAnalyzer(Analyzer):
 
         st = ctx.state(self.name)
         new, y = ctx.new, ctx.codes[ctx.new]
-        X = _knn.project(ctx.inp.vectors[new], decode(st["pca_mean"]), decode(st["pca_comps"]))
-        P_lr = (predict_softmax(decode(st["model"]).astype(np.float64), X, C)
+        X = _knn.project(ctx.inp.vectors[new], decode_array(st["pca_mean"]), decode_array(st["pca_comps"]))
+        P_lr = (predict_softmax(decode_array(st["model"]).astype(np.float64), X, C)
                 if st.get("model") else np.full((len(new), C), 1.0 / C))
         kk = int(p["mislabel_k"])
         P_knn = vote(ctx.ind[:, :kk], ctx.sim[:, :kk], ctx.codes, C, float(p["mislabel_dup_sim"]))

@@ -21,6 +21,7 @@ PANEL = "[data-cy=panel-content-cluster_panel]"
 TAB = "[data-cy=panel-tab-cluster_panel]"
 CARD_TITLE = re.compile(r"^Cluster (\d+) — ([\d,]+) (images?|objects?)\b")
 HEADER = re.compile(r"([\d,]+) clusters at granularity (\d)")
+LOOSE = re.compile(r"^Not grouped — ([\d,]+) (images?|objects?)\b")
 
 # crop thumbnails of the App server (started later, with this environment) go to the tests'
 # temporary folder, not to the user's FiftyOne config dir
@@ -109,6 +110,15 @@ def cards(page):
     return out
 
 
+def not_grouped_card(page):
+    """The count of the "Not grouped" card on screen, or None."""
+    for t in page.locator(PANEL).get_by_text(LOOSE).all_inner_texts():
+        m = LOOSE.search(t.strip())
+        if m:
+            return int(m.group(1).replace(",", ""))
+    return None
+
+
 def header(page):
     t = page.locator(PANEL).get_by_text(HEADER).first.inner_text()
     m = HEADER.search(t)
@@ -167,7 +177,7 @@ def test_panel_cards_knob_and_card_click(page, app_url, artifacts, panel_fm):
     for cid, count in first:
         assert count == len(ds.match(F("vc_cluster_1") == cid))
         assert thumbs_of(page, cid).count() >= min(4, count)
-    assert sum(c for _, c in first) == len(ds)
+    assert sum(c for _, c in first) + (not_grouped_card(page) or 0) == len(ds)
     assert page.locator(PANEL).get_by_text("Dataset health").count() == 1
     assert page.locator(f"{PANEL} .js-plotly-plot").count() >= 1, "uniqueness histogram"
 
@@ -195,6 +205,49 @@ def test_panel_cards_knob_and_card_click(page, app_url, artifacts, panel_fm):
     page.wait_for_function(
         "sel => !(document.querySelector(sel)?.innerText || '').includes('showing cluster')",
         arg=PANEL, timeout=30_000)
+
+
+def test_strict_level_gathers_single_images_in_a_not_grouped_card(page, app_url, artifacts,
+                                                                 panel_fm):
+    from fiftyone import ViewField as F
+
+    from visual_curation.panels.stored import level_meta
+
+    ds = panel_fm
+    meta = level_meta(ds)[5]
+    single = meta["singletons"]
+    assert single > 0
+    open_dataset(page, app_url, ds.name)
+    open_panel(page)
+    set_knob(page, 5)
+    # the header names the level's similarity and offers the single images
+    wait_panel_text(page, f"{meta['similarity']:.2f} cosine")
+    wait_panel_text(page, f"Not grouped ({single:,})")
+    # the real groups come first; the single images are one card, on the last page
+    first = cards(page)
+    assert first and all(c > 1 for _, c in first), "largest first: real groups first"
+    for _ in range(50):
+        nxt = page.locator(PANEL).get_by_role("button", name="Next")
+        if not_grouped_card(page) is not None or nxt.is_disabled():
+            break
+        nxt.click()
+        page.wait_for_timeout(300)
+        wait_images(page)
+    page.wait_for_function(
+        "([sel, n]) => (document.querySelector(sel)?.innerText || '')"
+        ".includes('Not grouped — ' + n)", arg=[PANEL, f"{single:,}"], timeout=30_000)
+    assert not_grouped_card(page) == single
+    page.get_by_text(LOOSE).first.scroll_into_view_if_needed()
+    shot(page, artifacts, "panel-4-not-grouped-card")
+    # clicking it shows exactly those images
+    page.locator(PANEL).get_by_role("button", name="Show", exact=True).last.click()
+    wait_grid(page, single)
+    wait_panel_text(page, "showing the items not grouped (level 5)")
+    sizes = {c: len(ds.match(F("vc_cluster_5") == c)) for c in ds.distinct("vc_cluster_5")}
+    assert sum(1 for n in sizes.values() if n == 1) == single
+    shot(page, artifacts, "panel-5-not-grouped-shown")
+    page.locator(PANEL).get_by_role("button", name="Show all").click()
+    wait_grid(page, len(ds))
 
 
 def test_panel_object_view_shows_crop_clusters(page, app_url, artifacts, panel_det):
