@@ -19,12 +19,13 @@ SEEDS = (101, 102)
 
 
 def our_levels(inp, with_duplicates=True):
-    """(labels (5, N), clusters summary, seconds); the duplicate check first when asked."""
+    """(labels (5, N), clusters summary, seconds of the clusters analysis); the duplicate
+    check first when asked."""
     from visual_curation.core.analyzers import LEVELS, REGISTRY
 
-    t = time.time()
     if with_duplicates:
         REGISTRY["duplicates"].run(inp)
+    t = time.time()
     res = REGISTRY["clusters"].run(inp)
     return (np.array([res.fields[f"vc_cluster_{l}"] for l in range(1, LEVELS + 1)]),
             res.summary, time.time() - t)

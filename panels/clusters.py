@@ -22,22 +22,20 @@ import time
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..core.analyzers import LEVELS
 from ..core import views
 from ..operators import results
 from . import actions, cache, filters, review, sent, statistics, stored
+from . import grid as grid_
+from .grid import PLUGIN, plural
 from .cards import SORTS, build_cards
 
 logger = logging.getLogger(__name__)
 
 
-PLUGIN = "@visual-curation/curation"
 NAME = "cluster_panel"
 LABEL = "Visual Curation: clusters"
 SETTINGS_STORE = "visual_curation_panel"   # per dataset: the execution store of the settings
 SETTINGS_KEY = "settings"
-THUMB_PX = 42
-CARD_PX = 300
 
 HELP = """
 **Visual Curation: clusters** — one card per visual cluster of the current view.
@@ -56,11 +54,6 @@ HELP = """
 * On the core frames of videos, **Video** opens the video of the card's first thumbnail at
   that frame.
 """
-
-
-def _n(count, what):
-    """``"1 image"``, ``"3 images"`` (``what`` is the plural)."""
-    return f"{count:,} {what[:-1] if count == 1 else what}"
 
 
 def _saved_settings(ctx):
@@ -290,7 +283,7 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         n = actions.tag_cluster(self._base_view(ctx), level, cid, tag, s["patches_field"])
         cache.clear()
         what = "objects" if s["patches_field"] else "samples"
-        ctx.ops.notify(f"Tagged {_n(n, what)} of cluster {cid} with '{tag}'",
+        ctx.ops.notify(f"Tagged {plural(n, what)} of cluster {cid} with '{tag}'",
                        variant="success")
         ctx.ops.reload_dataset()
 
@@ -333,7 +326,7 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
             lambda: build_cards(view, s["level"], s["sort"], s["page"], pf, stats=stats)))
         self._review(ctx, self._health(panel, h, s), view, vkey, h, s)
         self._cards(ctx, panel, cards, s)
-        self._footer(panel, cards, s)
+        grid_.footer(self, panel, cards, s)
         logger.debug("cluster panel render: %.1f ms", 1000 * (time.perf_counter() - t0))
         return types.Property(panel, view=self._root_view())
 
@@ -384,7 +377,7 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
     def _health(self, panel, h, s):
         row = panel.grid("health", gap=2, align_y="center", variant="outline", pad=1)
         what = "objects" if s["patches_field"] else "images"
-        lines = [f"**Dataset health** · {_n(h['items'], what)} in view"]
+        lines = [f"**Dataset health** · {plural(h['items'], what)} in view"]
         if h["with_issues"] is not None:
             lines[0] += f" · **{h['with_issues']:,}** with issues"
             lines.append(" · ".join(f"{k} **{v:,}**" for k, v in h["issues"].items()))
@@ -415,9 +408,9 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         what = "objects" if s["patches_field"] else "images"
         sel = ctx.panel.state.get("selected") if self._ours(ctx) else None
         head = (f"**{cards['clusters']:,} clusters** at granularity {cards['level']} · "
-                f"{_n(cards['items'], what)} in view")
+                f"{plural(cards['items'], what)} in view")
         if cards.get("not_grouped"):
-            head += f" · {_n(cards['not_grouped'], what)} not grouped"
+            head += f" · {plural(cards['not_grouped'], what)} not grouped"
         if cards.get("meaning"):
             head += f"  \n_{cards['meaning']}_"
         if review.selection_text(sel):
@@ -447,83 +440,5 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
         for i, c in enumerate(cards["cards"]):
             video = (actions.source_video_params(ctx.dataset, c, s["patches_field"])
                      if core_frames else None)
-            self._card(grid, i, c, cards, what, sel, video, fix)
+            grid_.card(self, grid, i, c, cards, what, sel, video, fix)
 
-    def _card(self, grid, i, c, cards, what, sel, video=None, fix=None):
-        cid = c["id"]
-        params = {"cluster": cid, "level": cards["level"], "count": c["count"]}
-        card = grid.v_stack(
-            f"card_{i}", gap=0.5, variant="outline", pad=1,
-            componentsProps={"item": {"sx": {"width": f"{CARD_PX}px", "flex": "0 0 auto"}}})
-        active = sel and str(sel.get("id")) == str(cid) and sel.get("level") == cards["level"]
-        title = f"**Cluster {cid}** — **{c['count']:,}** {_n(c['count'], what).split(' ', 1)[1]}"
-        if c.get("not_grouped"):
-            title = (f"**Not grouped** — **{c['count']:,}** {what} like no other at this "
-                     "level")
-        if c["size"] and c["size"] != c["count"]:
-            title += f" (of {c['size']:,})"
-        if active:
-            title += " ●"
-        labels = " · ".join(f"{lab} ({n:,})" for lab, n in (c["labels"] or [])) or "—"
-        extra = [f"uniqueness {c['uniqueness']:.2f}"] if c["uniqueness"] is not None else []
-        if cards.get("similarity") is not None and not c.get("not_grouped"):
-            extra.insert(0, f"{cards['level_name']} (≥ {cards['similarity']:.2f})")
-        extra.append(f"{c['issues']:,} with issues")
-        # one text block per card (title, labels, figures): the App redraws every component
-        # of the panel on each change, so a card keeps few of them
-        card.md(f"{title}  \n{labels}  \n{' · '.join(extra)}", name="title")
-        thumbs = card.grid("thumbs", gap=0.5)  # flex-wrap
-        for j, t in enumerate(c["thumbs"]):
-            thumbs.str(f"t{j}", default=t["url"],
-                       view=types.ImageView(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px",
-                                            alt=f"cluster {cid} thumbnail {j}",
-                                            operator=self.on_open, params=params,
-                                            componentsProps={"image": {"style": {
-                                                "objectFit": "cover", "borderRadius": "3px",
-                                                "cursor": "pointer", "width": f"{THUMB_PX}px",
-                                                "height": f"{THUMB_PX}px"}}}))
-        btns = card.btn_group("actions")
-        btns.btn("show", label="Show", icon="grid_view", on_click=self.on_open, params=params)
-        if not c.get("not_grouped"):
-            btns.btn("similar", label="Similar", icon="search", on_click=self.on_similar,
-                     params=params)
-        btns.btn("tag", label="Tag", icon="sell", on_click=self.on_tag, params=params)
-        if fix is not None and c["issues"] and not c.get("not_grouped"):  # per-card fix form
-            btns.btn("fix", label="Fix labels", icon="spellcheck", prompt=True,
-                     on_click=f"{PLUGIN}/accept_suggestions",
-                     params={**fix, "cluster": cid, "level": cards["level"]})
-        if video:  # core frames: the first thumbnail's video, from that frame's time
-            btns.btn("video", label="Video", icon="movie",
-                     on_click=f"{PLUGIN}/open_source_video", params=video)
-
-    def _footer(self, panel, cards, s):
-        # flex-wrap: the pager on the left, the knob at the bottom right (below the pager
-        # when the panel is narrow); sticky at the bottom of the panel
-        foot = panel.grid(
-            "footer", gap=2, align_x="space-between", align_y="center",
-            componentsProps={"item": {"sx": {"position": "sticky", "bottom": 0, "zIndex": 3,
-                                              "backgroundColor": "background.level1",
-                                              "borderTop": "1px solid",
-                                              "borderColor": "divider"}}})
-        pager = foot.h_stack("pager", gap=1, align_y="center",
-                             componentsProps={"item": {"sx": {"width": "auto"}}})
-        pager.btn("prev", label="Previous", icon="chevron_left", variant="outlined",
-                  disabled=cards["page"] <= 0, on_click=self.on_page,
-                  params={"page": cards["page"] - 1})
-        pager.md(f"Page {cards['page'] + 1} / {cards['pages']}", name="page",
-                 componentsProps={"item": {"sx": {"whiteSpace": "nowrap"}}})
-        pager.btn("next", label="Next", icon="chevron_right", icon_position="right",
-                  variant="outlined", disabled=cards["page"] >= cards["pages"] - 1,
-                  on_click=self.on_page, params={"page": cards["page"] + 1})
-        marks = [{"value": k, "label": ("looser" if k == 1 else "stricter"
-                                        if k == LEVELS else str(k))}
-                 for k in range(1, LEVELS + 1)]
-        foot.int("level", label="Granularity",
-                 view=types.SliderView(
-                     min=1, max=LEVELS, view_multiple_of=1, label="Granularity",
-                     label_position="top", value_label_display="off", value_precision=0,
-                     componentsProps={"slider": {"step": 1, "marks": marks},
-                                      "item": {"sx": {"flex": "1 1 240px", "maxWidth": "420px",
-                                                      "ml": "auto", "pr": 3,
-                                                      "boxSizing": "border-box"}}}),
-                 on_change=self.on_level)

@@ -209,17 +209,18 @@ def test_strictest_level_groups_only_near_identical_items_and_every_duplicate_gr
     far = int(np.argmin(v[:500] @ v[0]))
     inp.shared.dup_roots = np.arange(520)
     inp.shared.dup_roots[far] = 0
-    res = REGISTRY["clusters"].run(inp)
-    levels = [np.asarray(res.fields[f"vc_cluster_{l}"]) for l in range(1, 6)]
-    assert _nested(levels)
-    strict = levels[-1]
-    assert all(strict[s] == strict[500 + i] for i, s in enumerate(src))
-    assert all(lab[far] == lab[0] for lab in levels)
-    sizes = np.bincount(strict)
-    assert (sizes[strict] == 1).mean() > 0.8           # most items are alone
-    top = res.summary["levels"][-1]
-    assert top["singletons"] == int((sizes == 1).sum())
-    assert (strict >= top["first_single"]).sum() == top["singletons"]   # single items last
+    for direct in (10000, 200):            # the exact tree, and a sampled tree of 200 items
+        res = REGISTRY["clusters"].run(inp, cluster_max_direct=direct)
+        levels = [np.asarray(res.fields[f"vc_cluster_{l}"]) for l in range(1, 6)]
+        assert _nested(levels)
+        strict = levels[-1]
+        assert all(strict[s] == strict[500 + i] for i, s in enumerate(src))
+        assert all(lab[far] == lab[0] for lab in levels)
+        sizes = np.bincount(strict)
+        assert (sizes[strict] == 1).mean() > 0.8           # most items are alone
+        top = res.summary["levels"][-1]
+        assert top["singletons"] == int((sizes == 1).sum())
+        assert (strict >= top["first_single"]).sum() == top["singletons"]  # single items last
 
 
 def test_clusters_of_a_random_half_match_the_whole_on_separated_groups():

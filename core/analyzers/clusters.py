@@ -11,8 +11,10 @@ vectors.
 from that typical pair (``z = 0``) to identical (``z = 1``); its similarity is
 ``s = b + z (1 - b)``. The five levels are evenly spaced in ``z`` from ``cluster_similarity[0]``
 (loosest: broad groups) to ``cluster_similarity[1]`` (strictest: near-identical), i.e. even
-steps in similarity. A random half of a dataset has the background of the whole, so a level
-means the same on any size.
+steps in similarity. The strictest level is at least the median similarity of an item to its
+nearest neighbour (``nearest`` in the summary), so most items are alone there even with a model
+that puts a whole class close together (the steps then widen evenly). A random half of a
+dataset has the background of the whole, so a level means the same on any size.
 
 **The groups.** Average linkage (UPGMA): two groups merge when their members are on average at
 least ``s`` similar, so a level-``s`` cluster is a set of items whose every merge was at least
@@ -23,12 +25,13 @@ bias from a sample - which makes it stable when the dataset grows or is split.
 
 * Up to ``cluster_max_direct`` items: the exact tree of all items (``scipy``; the pairwise
   distances of N items, ~4 N² bytes).
-* More items: the tree of a seeded random sample of that size; every other item goes down it,
-  as an average-linkage merge would take it: at the loosest level into the cluster whose
-  sampled members it is most similar to on average (its dot product with their mean vector),
-  then at each stricter level into the most similar child of that cluster - while that
-  average reaches the level's similarity; from the first level where it does not, it is not
-  grouped (nesting holds). Cost: N x (clusters of one parent) dot products per level.
+* More items: the tree of a seeded random sample of that size; every other item goes down it:
+  at the loosest level into the cluster whose sampled members it is most similar to on
+  average (its dot product with their mean vector), then at each stricter level into the most
+  similar child of that cluster - while that average reaches the level's similarity, or is at
+  least that of the cluster's least typical sampled member (members of a cluster average
+  around its merge level); from the first level where it does not, it is not grouped
+  (nesting holds). Cost: N x (clusters of one parent) dot products per level.
 * Near-identical items stay together at every level: kNN pairs at least as similar as the
   strictest level, and the duplicate groups of the same run (``duplicates`` runs first), are
   merged into one cluster at every level (each merge at every level, so nesting holds).
@@ -91,11 +94,31 @@ def background_similarity(vectors, centre, pairs: int = 20000, seed: int = 0) ->
     return float(np.median(pair_similarity(vectors, centre, a[ok], b[ok])))
 
 
-def level_similarities(background: float, loose: float, strict: float, levels: int = LEVELS):
+def level_similarities(background: float, loose: float, strict: float, levels: int = LEVELS,
+                       floor: float | None = None):
     """``(similarity per level, z per level)``: even steps from ``loose`` to ``strict`` on the
-    way from the background (z = 0) to identical (z = 1)."""
-    z = np.linspace(float(loose), float(strict), levels)
-    return background + z * (1.0 - background), z
+    way from the background (z = 0) to identical (z = 1); the strictest level is at least
+    ``floor`` (the steps widen evenly)."""
+    lo = background + float(loose) * (1.0 - background)
+    hi = background + float(strict) * (1.0 - background)
+    if floor is not None:
+        hi = min(max(hi, float(floor)), 1.0)
+    s = np.linspace(lo, hi, levels)
+    return s, (s - background) / max(1.0 - background, 1e-12)
+
+
+def nearest_similarity(inp, centre, sample=20000, seed=0):
+    """Median similarity of an item to its nearest neighbour (seeded sample of items)."""
+    ind, sim = inp.knn(1)
+    n = len(inp)
+    rows = (np.arange(n) if n <= sample
+            else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False)))
+    ok = rows[ind[rows, 0] >= 0]
+    if not len(ok):
+        return None
+    cs = centred_cosine(sim[ok, 0], centre_dots(inp.vectors, centre, ok),
+                        centre_dots(inp.vectors, centre, ind[ok, 0]), centre)
+    return float(np.median(cs))
 
 
 def average_tree(U, block=1024):
@@ -187,13 +210,21 @@ def descend(vectors, centre, Us, pt_labels, thresholds):
     is in) whose sampled members it is most similar to on average - the dot product with their
     mean vector - if that reaches the level's similarity; otherwise it stays alone from there
     on."""
+    from scipy.sparse import csr_matrix
+
     n_lv = len(thresholds)
-    cents, kids = [], []
+    cents, kids, bars = [], [], []
     for li, lab in enumerate(pt_labels):
         k = int(lab.max()) + 1
-        M = np.zeros((k, Us.shape[1]), np.float64)
-        np.add.at(M, lab, Us)
-        cents.append((M / np.bincount(lab, minlength=k)[:, None]).astype(np.float32))
+        M = csr_matrix((np.ones(len(lab), np.float32), (lab, np.arange(len(lab)))),
+                       shape=(k, len(lab)))
+        cents.append(np.asarray((M @ Us) / np.bincount(lab, minlength=k)[:, None], np.float32))
+        # an item that is as typical of a cluster as its least typical sampled member joins
+        # it even below the level (a cluster's members average around their merge level)
+        typ = np.einsum("ij,ij->i", Us, cents[-1][lab])
+        least = np.full(k, np.inf, np.float32)
+        np.minimum.at(least, lab, typ)
+        bars.append(np.minimum(least, thresholds[li]).astype(np.float32))
         if li:
             parent = np.zeros(k, np.int64)
             parent[lab] = pt_labels[li - 1]
@@ -205,7 +236,7 @@ def descend(vectors, centre, Us, pt_labels, thresholds):
         U = centred(vectors[b0:b0 + BLOCK], centre)
         S = U @ cents[0].T
         best = S.argmax(axis=1)
-        cur = np.where(S[np.arange(len(U)), best] >= thresholds[0], best, -1)
+        cur = np.where(S[np.arange(len(U)), best] >= bars[0][best], best, -1)
         out[0, b0:b0 + len(U)] = cur
         for li in range(1, n_lv):
             nxt = np.full(len(U), -1, np.int64)
@@ -214,7 +245,7 @@ def descend(vectors, centre, Us, pt_labels, thresholds):
                 ch = kids[li - 1][par]
                 Sc = U[rows] @ cents[li][ch].T
                 j = Sc.argmax(axis=1)
-                ok = Sc[np.arange(len(rows)), j] >= thresholds[li]
+                ok = Sc[np.arange(len(rows)), j] >= bars[li][ch[j]]
                 nxt[rows[ok]] = ch[j[ok]]
             out[li, b0:b0 + len(U)] = nxt
             cur = nxt
@@ -231,6 +262,10 @@ def relabel_by_size(lab):
 
 
 def cluster_summaries(inp, labels_by_level, max_clusters=1000, n_rep=6, block=8192):
+    """Per level: the ``max_clusters`` largest clusters (ids are by decreasing size) with
+    their size, representatives (nearest the cluster's mean vector) and top labels; memory
+    and time grow with the listed clusters, not with all (a strict level of a million items
+    has about a million clusters)."""
     from scipy.sparse import csr_matrix
 
     n = len(inp)
@@ -238,22 +273,26 @@ def cluster_summaries(inp, labels_by_level, max_clusters=1000, n_rep=6, block=81
     out = []
     for lab in labels_by_level:
         k = int(lab.max()) + 1 if n else 0
-        M = csr_matrix((np.ones(n, np.float32), (lab, np.arange(n))), shape=(k, n))
-        cen = np.zeros((k, inp.vectors.shape[1]), np.float32)
-        for b0 in range(0, n, block):
-            cen += M[:, b0:b0 + block] @ np.asarray(inp.vectors[b0:b0 + block], np.float32)
-        cen /= np.maximum(np.linalg.norm(cen, axis=1, keepdims=True), 1e-12)
-        cen = cen.astype(np.float32)
-        sim = np.empty(n, np.float32)
-        for b0 in range(0, n, block):
-            v = np.asarray(inp.vectors[b0:b0 + block], np.float32)
-            sim[b0:b0 + block] = np.einsum("ij,ij->i", v, cen[lab[b0:b0 + block]])
-        order = np.lexsort((np.arange(n), -sim, lab))          # by cluster, nearest first
-        starts = np.searchsorted(lab[order], np.arange(k))
+        kk = min(k, max_clusters)
         sizes = np.bincount(lab, minlength=k)
+        rows = np.flatnonzero(lab < kk)                 # the items of the listed clusters
+        cen = np.zeros((kk, inp.vectors.shape[1]), np.float32)
+        for b0 in range(0, len(rows), block):
+            r = rows[b0:b0 + block]
+            M = csr_matrix((np.ones(len(r), np.float32), (lab[r], np.arange(len(r)))),
+                           shape=(kk, len(r)))
+            cen += M @ np.asarray(inp.vectors[r], np.float32)
+        cen /= np.maximum(np.linalg.norm(cen, axis=1, keepdims=True), 1e-12)
+        sim = np.empty(len(rows), np.float32)
+        for b0 in range(0, len(rows), block):
+            r = rows[b0:b0 + block]
+            sim[b0:b0 + block] = np.einsum("ij,ij->i", np.asarray(inp.vectors[r], np.float32),
+                                           cen[lab[r]])
+        order = rows[np.lexsort((rows, -sim, lab[rows]))]  # by cluster, nearest first
+        starts = np.searchsorted(lab[order], np.arange(kk))
         tops = {}
         if codes is not None:
-            ok = codes >= 0
+            ok = rows[codes[rows] >= 0]
             key = lab[ok].astype(np.int64) * (len(names) + 1) + codes[ok]
             u, cnt = np.unique(key, return_counts=True)
             cl, co = u // (len(names) + 1), u % (len(names) + 1)
@@ -263,7 +302,7 @@ def cluster_summaries(inp, labels_by_level, max_clusters=1000, n_rep=6, block=81
                 if len(lst) < 3:
                     lst.append([names[int(l_)], int(n_)])
         clusters = []
-        for c in range(min(k, max_clusters)):   # ids are by decreasing size already
+        for c in range(kk):
             reps = order[starts[c]:starts[c] + min(n_rep, sizes[c])]
             clusters.append(dict(id=c, size=int(sizes[c]),
                                  representatives=[str(inp.ids[i]) for i in reps],
@@ -307,7 +346,10 @@ class ClustersAnalyzer(Analyzer):
         centre = centre_of(inp.vectors, seed=seed)
         bg = background_similarity(inp.vectors, centre, int(p["cluster_background_pairs"]), seed)
         lo, hi = p["cluster_similarity"]
-        thresholds, zs = level_similarities(bg, lo, hi)
+        # "most items alone at the strictest level": it is at least the median similarity of
+        # an item to its nearest neighbour (models that put a whole class close together)
+        nn = nearest_similarity(inp, centre, seed=seed) if n > 1 else None
+        thresholds, zs = level_similarities(bg, lo, hi, floor=nn)
         if n == 1:
             labels = np.zeros((LEVELS, 1), np.int64)
             method, npts = "single item", 1
@@ -348,7 +390,8 @@ class ClustersAnalyzer(Analyzer):
                       first_single=int(single[0]) if len(single) else int(len(sizes)),
                       next_id=int(len(sizes)))
         summary = dict(params=p, n=n, method=method, points=int(npts),
-                       background=round(bg, 4), levels=levels,
+                       background=round(bg, 4),
+                       nearest=None if nn is None else round(nn, 4), levels=levels,
                        state=dict(centre=encode_array(centre)))
         report(progress, 1.0, "clusters done")
         return AnalysisResult(fields={f"vc_cluster_{l + 1}": labels[l].astype(int).tolist()
