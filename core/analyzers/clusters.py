@@ -11,9 +11,9 @@ vectors.
 from that typical pair (``z = 0``) to identical (``z = 1``); its similarity is
 ``s = b + z (1 - b)``. The five levels are evenly spaced in ``z`` from ``cluster_similarity[0]``
 (loosest: broad groups) to ``cluster_similarity[1]`` (strictest: near-identical), i.e. even
-steps in similarity. The strictest level is at least the median similarity of an item to its
-nearest neighbour (``nearest`` in the summary), so most items are alone there even with a model
-that puts a whole class close together (the steps then widen evenly). A random half of a
+steps in similarity. The strictest level is at least the similarity that 3 in 4 items do not
+reach with their nearest neighbour (``nearest`` in the summary), so most items are alone there
+even with a model that puts a whole class close together (the steps then widen evenly). A random half of a
 dataset has the background of the whole, so a level means the same on any size.
 
 **The groups.** Average linkage (UPGMA): two groups merge when their members are on average at
@@ -107,8 +107,9 @@ def level_similarities(background: float, loose: float, strict: float, levels: i
     return s, (s - background) / max(1.0 - background, 1e-12)
 
 
-def nearest_similarity(inp, centre, sample=20000, seed=0):
-    """Median similarity of an item to its nearest neighbour (seeded sample of items)."""
+def nearest_similarity(inp, centre, quantile=0.75, sample=20000, seed=0):
+    """The ``quantile`` of the similarity of an item to its nearest neighbour (seeded sample
+    of items)."""
     ind, sim = inp.knn(1)
     n = len(inp)
     rows = (np.arange(n) if n <= sample
@@ -118,7 +119,7 @@ def nearest_similarity(inp, centre, sample=20000, seed=0):
         return None
     cs = centred_cosine(sim[ok, 0], centre_dots(inp.vectors, centre, ok),
                         centre_dots(inp.vectors, centre, ind[ok, 0]), centre)
-    return float(np.median(cs))
+    return float(np.quantile(cs, quantile))
 
 
 def average_tree(U, block=1024):
@@ -346,8 +347,9 @@ class ClustersAnalyzer(Analyzer):
         centre = centre_of(inp.vectors, seed=seed)
         bg = background_similarity(inp.vectors, centre, int(p["cluster_background_pairs"]), seed)
         lo, hi = p["cluster_similarity"]
-        # "most items alone at the strictest level": it is at least the median similarity of
-        # an item to its nearest neighbour (models that put a whole class close together)
+        # "most items alone at the strictest level": it is at least the similarity that 3 in 4
+        # items do not reach with their nearest neighbour (models that put a whole class
+        # close together)
         nn = nearest_similarity(inp, centre, seed=seed) if n > 1 else None
         thresholds, zs = level_similarities(bg, lo, hi, floor=nn)
         if n == 1:
