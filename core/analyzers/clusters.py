@@ -25,13 +25,13 @@ bias from a sample - which makes it stable when the dataset grows or is split.
 
 * Up to ``cluster_max_direct`` items: the exact tree of all items (``scipy``; the pairwise
   distances of N items, ~4 N² bytes).
-* More items: the tree of a seeded random sample of that size; every other item goes down it:
-  at the loosest level into the cluster whose sampled members it is most similar to on
-  average (its dot product with their mean vector), then at each stricter level into the most
-  similar child of that cluster - while that average reaches the level's similarity, or is at
-  least that of the cluster's least typical sampled member (members of a cluster average
-  around its merge level); from the first level where it does not, it is not grouped
-  (nesting holds). Cost: N x (clusters of one parent) dot products per level.
+* More items: the tree of a seeded random sample of that size; every other item is tied to a
+  sampled item through the kNN graph (its most similar sampled neighbour, else the one its
+  most similar neighbour was tied to) and takes that item's clusters from the loosest level
+  down, while its average similarity to the cluster's sampled members (its dot product with
+  their mean vector) reaches the level's similarity or that of the cluster's least typical
+  sampled member (members of a cluster average around its merge level); from the first level
+  where it does not, it is not grouped (nesting holds).
 * Near-identical items stay together at every level: kNN pairs at least as similar as the
   strictest level, and the duplicate groups of the same run (``duplicates`` runs first), are
   merged into one cluster at every level (each merge at every level, so nesting holds).
@@ -205,51 +205,61 @@ def near_identical_pairs(inp, k, centre, strict, dup_roots=None):
     return np.concatenate(pairs).astype(np.int64)
 
 
-def descend(vectors, centre, Us, pt_labels, thresholds):
+def nearest_sampled(ind, sample, n, rounds=30):
+    """A sampled item for every item, through the kNN graph ``ind`` (rows by decreasing
+    similarity): its most similar sampled neighbour, else the one its most similar neighbour
+    with one got (repeated); ``-1`` where none is reached."""
+    pt = np.full(n, -1, np.int64)
+    pt[sample] = np.arange(len(sample))
+    for _ in range(rounds):
+        todo = np.flatnonzero(pt < 0)
+        if not len(todo):
+            break
+        nb = ind[todo]
+        got = np.where(nb >= 0, pt[np.maximum(nb, 0)], -1)
+        has = (got >= 0).any(axis=1)
+        if not has.any():
+            break
+        pt[todo[has]] = got[has, (got[has] >= 0).argmax(axis=1)]
+    return pt
+
+
+def descend(vectors, centre, Us, pt_labels, thresholds, item_to_pt):
     """Labels of every item on the sampled path (see the module doc), ``-1`` where not
-    grouped: from the loosest level down, an item goes to the child cluster (of the cluster it
-    is in) whose sampled members it is most similar to on average - the dot product with their
-    mean vector - if that reaches the level's similarity; otherwise it stays alone from there
-    on."""
+    grouped: an item takes, from the loosest level down, the clusters of its sampled item
+    (``item_to_pt``; ``-1``: the cluster it is most similar to on average) while its average
+    similarity to the cluster's sampled members - the dot product with their mean vector -
+    reaches the level or that of the cluster's least typical sampled member."""
     from scipy.sparse import csr_matrix
 
-    n_lv = len(thresholds)
-    cents, kids, bars = [], [], []
+    cents, bars = [], []
     for li, lab in enumerate(pt_labels):
         k = int(lab.max()) + 1
         M = csr_matrix((np.ones(len(lab), np.float32), (lab, np.arange(len(lab)))),
                        shape=(k, len(lab)))
         cents.append(np.asarray((M @ Us) / np.bincount(lab, minlength=k)[:, None], np.float32))
-        # an item that is as typical of a cluster as its least typical sampled member joins
-        # it even below the level (a cluster's members average around their merge level)
+        # members of a cluster average around its merge level: an item as typical of it as
+        # its least typical sampled member joins it even below the level
         typ = np.einsum("ij,ij->i", Us, cents[-1][lab])
         least = np.full(k, np.inf, np.float32)
         np.minimum.at(least, lab, typ)
         bars.append(np.minimum(least, thresholds[li]).astype(np.float32))
-        if li:
-            parent = np.zeros(k, np.int64)
-            parent[lab] = pt_labels[li - 1]
-            order = np.argsort(parent, kind="stable")
-            kids.append(np.split(order, np.searchsorted(parent[order],
-                                                        np.arange(1, int(parent.max()) + 1))))
-    out = np.full((n_lv, len(vectors)), -1, np.int64)
+    out = np.full((len(thresholds), len(vectors)), -1, np.int64)
     for b0 in range(0, len(vectors), BLOCK):
         U = centred(vectors[b0:b0 + BLOCK], centre)
-        S = U @ cents[0].T
-        best = S.argmax(axis=1)
-        cur = np.where(S[np.arange(len(U)), best] >= bars[0][best], best, -1)
-        out[0, b0:b0 + len(U)] = cur
-        for li in range(1, n_lv):
-            nxt = np.full(len(U), -1, np.int64)
-            for par in np.unique(cur[cur >= 0]):
-                rows = np.flatnonzero(cur == par)
-                ch = kids[li - 1][par]
-                Sc = U[rows] @ cents[li][ch].T
-                j = Sc.argmax(axis=1)
-                ok = Sc[np.arange(len(rows)), j] >= bars[li][ch[j]]
-                nxt[rows[ok]] = ch[j[ok]]
-            out[li, b0:b0 + len(U)] = nxt
-            cur = nxt
+        pt = item_to_pt[b0:b0 + BLOCK]
+        lost = pt < 0                                  # no sampled item reached: a member of
+        if lost.any():                                 # the loosest cluster it is most like
+            best = (U[lost] @ cents[0].T).argmax(axis=1)
+            pt = pt.copy()
+            first = np.full(int(pt_labels[0].max()) + 1, -1, np.int64)
+            first[pt_labels[0][::-1]] = np.arange(len(pt_labels[0]))[::-1]
+            pt[lost] = first[best]
+        ok = np.ones(len(U), bool)
+        for li, lab in enumerate(pt_labels):
+            c = lab[pt]
+            ok &= np.einsum("ij,ij->i", U, cents[li][c]) >= bars[li][c]
+            out[li, b0:b0 + len(U)] = np.where(ok, c, -1)
     return out
 
 
@@ -367,7 +377,9 @@ class ClustersAnalyzer(Analyzer):
                 labels, method = pt_labels, "average-linkage"
             else:
                 report(progress, 0.4, "the other items down the tree")
-                labels = descend(inp.vectors, centre, Us, pt_labels, thresholds)
+                ind, _ = inp.knn(max(int(p["cluster_k"]), AnalysisInput.MIN_K))
+                labels = descend(inp.vectors, centre, Us, pt_labels, thresholds,
+                                 nearest_sampled(ind, sample, n))
                 labels[:, sample] = pt_labels
                 alone = labels < 0                     # not grouped: an id of its own
                 labels[alone] = npts + np.nonzero(alone)[1]
