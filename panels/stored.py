@@ -37,47 +37,50 @@ def item_prefix(view, patches_field=None):
     return [{"$unwind": "$" + lp}], lp + "."
 
 
-def summaries(dataset, patches_field=None):
-    """``{level (int): [cluster summary, ...]}`` of the last analysis (cached per run)."""
+#: the id of the card that gathers the items no cluster groups at a level
+NOT_GROUPED = "not grouped"
+
+
+def _stored_levels(dataset, patches_field=None):
+    """``(summaries, level meta)`` of the last analysis, from one read of its record (cached
+    per run)."""
     from ..core.analyze import analysis_run_key, cluster_summaries
 
     dataset = dataset._dataset
     key = analysis_run_key(patches_field)
     if key not in dataset.list_runs():
-        return {}
+        return {}, {}
+
+    def read():
+        raw = cluster_summaries(dataset, patches_field)
+        items = raw.items() if isinstance(raw, dict) else enumerate(raw, 1)
+        meta = {int(k): {f: v[f] for f in ("similarity", "z", "name", "singletons",
+                                             "first_single") if f in v}
+                for k, v in items if isinstance(v, dict) and "similarity" in v}
+        return parse_levels(raw), meta
+
     try:
         stamp = str(dataset.get_run_info(key).timestamp)
     except Exception:  # noqa: BLE001
-        stamp = None
-    if stamp is None:
-        return parse_levels(cluster_summaries(dataset, patches_field))
-    return cache.cached(("summaries", str(dataset._doc.id), key, stamp),
-                        lambda: parse_levels(cluster_summaries(dataset, patches_field)))
+        return read()
+    return cache.cached(("levels", str(dataset._doc.id), key, stamp), read)
 
 
-#: the id of the card that gathers the items no cluster groups at a level
-NOT_GROUPED = "not grouped"
+def summaries(dataset, patches_field=None):
+    """``{level (int): [cluster summary, ...]}`` of the last analysis (cached per run)."""
+    return _stored_levels(dataset, patches_field)[0]
 
 
 def level_meta(dataset, patches_field=None):
     """``{level: {similarity, z, name, singletons, first_single}}`` of the last analysis (what
     each level means; single-item clusters have ids >= ``first_single``); ``{}`` for runs
     that did not store it."""
-    from ..core.analyze import cluster_summaries
-
-    def read():
-        raw = cluster_summaries(dataset._dataset, patches_field)
-        items = raw.items() if isinstance(raw, dict) else enumerate(raw, 1)
-        return {int(k): {f: v[f] for f in ("similarity", "z", "name", "singletons",
-                                             "first_single") if f in v}
-                for k, v in items if isinstance(v, dict) and "similarity" in v}
-
-    return cache.cached(("level_meta", str(dataset._dataset._doc.id), patches_field,
-                         run_stamp(dataset, patches_field)), read)
+    return _stored_levels(dataset, patches_field)[1]
 
 
 def level_words(meta):
-    """The level's similarity in words, e.g. "similar: members on average ≥ 0.74 cosine"."""
+    """The level's similarity in words, e.g. "similar: merged groups on average ≥ 0.46
+    cosine (47 % of the way from this dataset's typical pair to identical)"."""
     if not meta:
         return ""
     return (f"{meta.get('name', '')}: merged groups on average ≥ {meta['similarity']:.2f} "

@@ -58,11 +58,15 @@ LEVEL_NAMES = ("broad groups", "related", "similar", "very similar", "near-ident
 BLOCK = 65536
 
 
+def sample_rows(n, sample, seed=0):
+    """Every row index, or a sorted seeded sample of ``sample`` of them."""
+    return (np.arange(n) if n <= sample
+            else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False)))
+
+
 def centre_of(vectors, sample=20000, seed=0):
     """The mean vector (of a seeded sample of ``sample`` rows on large inputs)."""
-    n = len(vectors)
-    rows = (np.arange(n) if n <= sample
-            else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False)))
+    rows = sample_rows(len(vectors), sample, seed)
     return np.asarray(vectors[rows], np.float64).mean(axis=0).astype(np.float32)
 
 
@@ -72,14 +76,17 @@ def centred(vectors, centre):
 
 
 def pair_similarity(vectors, centre, a, b):
-    """Similarity (centred cosine) of the row pairs ``(a[i], b[i])``, in blocks."""
+    """Similarity (centred cosine) of the unit row pairs ``(a[i], b[i])``, in blocks."""
     out = np.empty(len(a), np.float32)
+    c = np.asarray(centre, np.float32)
     for b0 in range(0, len(a), BLOCK):
         ra, rb = a[b0:b0 + BLOCK], b[b0:b0 + BLOCK]
         rows = np.unique(np.concatenate([ra, rb]))
-        U = centred(vectors[rows], centre)
-        out[b0:b0 + BLOCK] = np.einsum("ij,ij->i", U[np.searchsorted(rows, ra)],
-                                       U[np.searchsorted(rows, rb)])
+        V = np.asarray(vectors[rows], np.float32)
+        ia, ib = np.searchsorted(rows, ra), np.searchsorted(rows, rb)
+        d = V @ c
+        out[b0:b0 + BLOCK] = centred_cosine(np.einsum("ij,ij->i", V[ia], V[ib]), d[ia], d[ib],
+                                            c)
     return out
 
 
@@ -111,9 +118,7 @@ def nearest_similarity(inp, centre, quantile=0.75, sample=20000, seed=0):
     """The ``quantile`` of the similarity of an item to its nearest neighbour (seeded sample
     of items)."""
     ind, sim = inp.knn(1)
-    n = len(inp)
-    rows = (np.arange(n) if n <= sample
-            else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False)))
+    rows = sample_rows(len(inp), sample, seed)
     ok = rows[ind[rows, 0] >= 0]
     if not len(ok):
         return None
@@ -244,17 +249,16 @@ def descend(vectors, centre, Us, pt_labels, thresholds, item_to_pt):
         least = np.full(k, np.inf, np.float32)
         np.minimum.at(least, lab, typ)
         bars.append(np.minimum(least, thresholds[li]).astype(np.float32))
+    member = np.empty(len(cents[0]), np.int64)         # a sampled item of each loosest cluster
+    member[pt_labels[0]] = np.arange(len(pt_labels[0]))
     out = np.full((len(thresholds), len(vectors)), -1, np.int64)
     for b0 in range(0, len(vectors), BLOCK):
         U = centred(vectors[b0:b0 + BLOCK], centre)
         pt = item_to_pt[b0:b0 + BLOCK]
         lost = pt < 0                                  # no sampled item reached: a member of
         if lost.any():                                 # the loosest cluster it is most like
-            best = (U[lost] @ cents[0].T).argmax(axis=1)
             pt = pt.copy()
-            first = np.full(int(pt_labels[0].max()) + 1, -1, np.int64)
-            first[pt_labels[0][::-1]] = np.arange(len(pt_labels[0]))[::-1]
-            pt[lost] = first[best]
+            pt[lost] = member[(U[lost] @ cents[0].T).argmax(axis=1)]
         ok = np.ones(len(U), bool)
         for li, lab in enumerate(pt_labels):
             c = lab[pt]
@@ -367,8 +371,7 @@ class ClustersAnalyzer(Analyzer):
             method, npts = "single item", 1
         else:
             direct = n <= int(p["cluster_max_direct"])
-            sample = (np.arange(n) if direct else np.sort(np.random.default_rng(seed).choice(
-                n, int(p["cluster_max_direct"]), replace=False)))
+            sample = sample_rows(n, int(p["cluster_max_direct"]), seed)
             npts = len(sample)
             report(progress, 0.1, "hierarchy")
             Us = centred(inp.vectors[sample], centre)
