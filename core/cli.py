@@ -99,6 +99,12 @@ def main(argv=None):
     e.add_argument("--embeddings-field", default=None)
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", default="auto")
+    e.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="embed in this process, or on a Ray cluster (the [ray] extra)")
+    e.add_argument("--ray-address", default=None,
+                   help="the Ray cluster (ray://host:10001, auto); default: a local Ray")
+    e.add_argument("--workers", type=int, default=None,
+                   help="decoding threads (local) or Ray actors (ray)")
     a = sub.add_parser("analyze", help="run analyses and write vc_ fields")
     a.add_argument("dataset")
     a.add_argument("--label-field", default=None)
@@ -141,7 +147,9 @@ def main(argv=None):
             r = vc.compute_embeddings(ds, model=args.model, pretrained=args.pretrained,
                                       patches_field=args.patches_field,
                                       embeddings_field=args.embeddings_field,
-                                      batch_size=args.batch_size, device=args.device)
+                                      batch_size=args.batch_size, device=args.device,
+                                      engine=args.engine, ray_address=args.ray_address,
+                                      num_workers=args.workers)
             print(r)
         elif args.cmd == "analyze":
             r = vc.analyze(ds, label_field=args.label_field, patches_field=args.patches_field,

@@ -2,42 +2,30 @@
 
 ``compute_embeddings`` embeds only what is new or changed since the last call (file size+mtime,
 then the content hash when the file was merely touched), removes rows of samples deleted from the
-dataset, decodes images in parallel with the model (on a GPU: threads decoding batches ahead; on
-CPU: forked workers and the model taking turns on all cores), commits to LanceDB in chunks (an
-interrupted run resumes where it stopped) and reports broken files on the samples' ``vc_error``.
+dataset and reports broken files on the samples' ``vc_error``. The work itself runs on one of two
+engines: in this process (:mod:`.embed_local`, the default) or on a Ray cluster
+(:mod:`.embed_ray`); both write the same table.
 """
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import re
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import config as cfg
+from . import embed_local
 from . import fields as vcf
 from . import images as vci
 from . import runs as vcr
-from .models import DEFAULT_MODEL, DEFAULT_PRETRAINED, load_model, model_key
+from .models import DEFAULT_MODEL, DEFAULT_PRETRAINED, load_model, model_dim, model_key
 from .store import VectorStore, kind_for
 
 logger = logging.getLogger(__name__)
 
 ERROR_DESCRIPTION = "Visual Curation: why this sample (or object) could not be analysed"
-
-
-@dataclass
-class _Unit:
-    """One file to read: a whole image, or the boxes of one sample's detections."""
-    sample_id: str
-    filepath: str
-    fingerprint: str | None
-    items: list = field(default_factory=list)  # [(item id, box or None, previous content hash)]
 
 
 @dataclass
@@ -90,7 +78,7 @@ def _units(collection, patches_field, existing):
     units, all_ids = [], []
     for j, (sid, path) in enumerate(zip(sids, paths)):
         fp = vci.file_fingerprint(path)
-        u = _Unit(sid, path, fp)
+        u = embed_local.Unit(sid, path, fp)
         if patches_field:
             for lid, box in zip(ids[j] or [], boxes[j] or []):
                 all_ids.append(lid)
@@ -108,55 +96,14 @@ def _units(collection, patches_field, existing):
     return units, all_ids
 
 
-#: below this many images to embed on CPU, decoding runs in threads rather than forked processes
-PROCESS_MIN_ITEMS = 256
-_JOB = None  # (prepare, padding, min_box_size), inherited by forked decoding workers
-
-
-def _prepare_job(unit):
-    return _prepare(unit, *_JOB)
-
-
-def _prepare(unit, prepare, padding, min_box_size):
-    """Reads one file once; returns a list of per-item outcomes (runs in a decoding worker)."""
-    out = []
-    try:
-        data = vci.read_bytes(unit.filepath)
-        chash = vci.content_hash(data)
-        im = None
-        for item_id, box, prev_hash, fp in unit.items:
-            if prev_hash is not None and prev_hash == chash and box is None:
-                out.append(("same", item_id, fp, chash))
-                continue
-            if im is None:
-                im = vci.decode(data)
-                orig = im.info.get("vc_size", im.size)
-            try:
-                if box is not None:
-                    bw, bh = box[2] * orig[0], box[3] * orig[1]
-                    if min(bw, bh) < min_box_size:
-                        out.append(("skip", item_id, f"box too small to embed "
-                                    f"({bw:.0f}x{bh:.0f} px < {min_box_size} px)"))
-                        continue
-                    crop = vci.crop_relative(im, box, padding)
-                else:
-                    crop = im
-                out.append(("ok", item_id, prepare(crop), fp, chash, orig, box))
-            except vci.ImageError as e:
-                out.append(("skip", item_id, str(e)))
-    except vci.ImageError as e:
-        out = [("error", it[0], str(e)) for it in unit.items]
-    except Exception as e:  # noqa: BLE001 - one bad file never stops the run
-        out = [("error", it[0], f"unexpected {type(e).__name__}: {e}") for it in unit.items]
-    return unit, out
-
 
 def compute_embeddings(sample_collection, *, model: str = DEFAULT_MODEL,
                        pretrained: str | None = DEFAULT_PRETRAINED,
                        patches_field: str | None = None, batch_size: int = 32,
                        num_workers: int | None = None, device: str = "auto", progress=None,
                        embeddings_field: str | None = None, uri: str | None = None,
-                       wait: float = 0.0, **options) -> "EmbeddingsRun":
+                       wait: float = 0.0, engine: str = "local", ray_address: str | None = None,
+                       **options) -> "EmbeddingsRun":
     """Embeds the images (or object crops) of ``sample_collection`` into LanceDB.
 
     Args:
@@ -166,7 +113,8 @@ def compute_embeddings(sample_collection, *, model: str = DEFAULT_MODEL,
         patches_field: a ``Detections`` field: embed each box crop, keyed by label id
         embeddings_field: import the vectors already stored in this sample field instead
         batch_size: images per forward pass
-        num_workers: decoding threads (default: number of CPU cores)
+        num_workers: decoding threads (default: number of CPU cores); with ``engine="ray"``,
+            the number of Ray actors (default: one per GPU of the cluster, else one per CPU)
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``…
         progress: None/True/False or a FiftyOne progress callback (``fo.report_progress``)
         uri: LanceDB URI (default: see :mod:`visual_curation.core.config`)
@@ -177,6 +125,12 @@ def compute_embeddings(sample_collection, *, model: str = DEFAULT_MODEL,
             ``vc_error`` field)
         wait: seconds to wait for another run on the same dataset before raising
             :class:`~visual_curation.core.locks.RunLockedError`
+        engine: ``"local"`` (this process) or ``"ray"``: Ray actors read, decode and embed the
+            files (one model load per actor, a GPU each where the cluster has GPUs) and write
+            Lance fragments that this process commits in one commit (see
+            :mod:`visual_curation.core.embed_ray`); needs the ``[ray]`` extra
+        ray_address: the Ray cluster to use (``"auto"``, ``"ray://host:10001"``,
+            ``"127.0.0.1:6379"``); None starts a local Ray on this machine
 
     Returns:
         an :class:`EmbeddingsRun` with the counts (also saved as a run on the dataset)
@@ -195,17 +149,18 @@ def compute_embeddings(sample_collection, *, model: str = DEFAULT_MODEL,
         return _compute_embeddings(
             sample_collection, model=model, pretrained=pretrained, patches_field=patches_field,
             embeddings_field=embeddings_field, batch_size=batch_size, num_workers=num_workers,
-            device=device, progress=progress, uri=uri, **options)
+            device=device, progress=progress, uri=uri, engine=engine, ray_address=ray_address,
+            **options)
 
 
 def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED,
                        patches_field=None, embeddings_field=None, batch_size=32,
-                       num_workers=None, device="auto", progress=None, uri=None,
-                       padding=0.1, min_box_size=8, write_every=1024, overwrite=False):
-    import fiftyone.core.utils as fou
-
+                       num_workers=None, device="auto", progress=None, uri=None, engine="local",
+                       ray_address=None, padding=0.1, min_box_size=8, write_every=1024, overwrite=False):
     t0 = time.time()
     _check_collection(sample_collection)
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
     dataset = sample_collection._dataset
     kind = kind_for(patches_field)
     if embeddings_field:
@@ -214,9 +169,15 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
     vcf.check_writable(dataset, [cfg.ERROR_FIELD], overwrite=overwrite)
 
     key = model_key(model, pretrained)
-    lm = load_model(model, pretrained, device=device)
+    if engine == "ray":   # the Ray workers load the model; this process only needs its size
+        from .embed_ray import require_ray
+
+        require_ray()
+        lm, dim = None, model_dim(model, pretrained)
+    else:
+        lm = load_model(model, pretrained, device=device)
+        dim = lm.dim
     store = VectorStore.for_dataset(dataset, key, kind, uri=uri)
-    dim = lm.dim
     store.create(dim)
     existing = store.fingerprints()
     units, target_ids = _units(sample_collection, patches_field, existing)
@@ -236,123 +197,26 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
 
     n_todo = sum(len(u.items) for u in units)
     summary.unchanged = len(target_ids) - n_todo
-    errors, skipped, ok_samples = {}, {}, set()
-    buf = {k: [] for k in ("id", "sample_id", "filepath", "fingerprint", "content_hash",
-                           "width", "height", "box", "vector")}
-    same_ids, same_fps = [], []
-    pending_t, pending_meta = [], []
+    iters_str = "objects" if patches_field else "images"
+    if engine == "ray":
+        from . import embed_ray
 
-    def run_batch():
-        if not pending_t:
-            return
-        vecs = lm.embed_tensors(lm.collate(pending_t))
-        for (item_id, sid, path, fp, chash, size, box), v in zip(pending_meta, vecs):
-            buf["id"].append(item_id); buf["sample_id"].append(sid); buf["filepath"].append(path)
-            buf["fingerprint"].append(fp); buf["content_hash"].append(chash)
-            buf["width"].append(int(size[0])); buf["height"].append(int(size[1]))
-            buf["box"].append(box); buf["vector"].append(v)
-        summary.embedded += len(pending_t)
-        pending_t.clear(); pending_meta.clear()
-
-    def flush():
-        if buf["id"]:
-            # rows of new items are plain appends; changed items replace their row by id
-            known = [i in existing for i in buf["id"]]
-            for write, want in ((store.append, False), (store.upsert, True)):
-                sel = [j for j, k in enumerate(known) if k == want]
-                if sel:
-                    write({k: (np.stack([v[j] for j in sel]) if k == "vector"
-                               else [v[j] for j in sel]) for k, v in buf.items()})
-            for v in buf.values():
-                v.clear()
-        if same_ids:
-            store.set_fingerprints(same_ids, same_fps)
-            summary.touched += len(same_ids)
-            same_ids.clear(); same_fps.clear()
-
-    workers = num_workers or max(1, os.cpu_count() or 1)
-    # On a GPU the next images are decoded while the model runs. On CPU both would compete for
-    # the same cores, and the model's intra-op threads stall whenever a decoding thread takes
-    # one of them; so the images of one batch are decoded on all cores, then the batch runs on
-    # all cores.
-    ahead = 1 if str(lm.device).startswith("cpu") else max(2, 2 * workers)
-
-    # On CPU a wave spans several batches: each switch between decoding and the model costs
-    # the time the model's idle threads keep spinning before they yield their cores.
-    wave_size = batch_size if ahead > 1 else max(batch_size, 256)
-
-    def waves():
-        wave, n = [], 0
-        for u in units:
-            wave.append(u)
-            n += len(u.items)
-            if n >= wave_size:
-                yield wave
-                wave, n = [], 0
-        if wave:
-            yield wave
-
-    # Forked processes decode in parallel on CPU where the model's fast path hands them plain
-    # arrays (per-image Python work in PIL holds the GIL, so threads give about one core).
-    global _JOB
-    procs = None
-    if ahead == 1 and lm.fast and n_todo >= PROCESS_MIN_ITEMS:
-        _JOB = (lm.prepare, padding, min_box_size)
-        procs = vci.fork_pool(workers)
-    try:
-        done = 0
-        with fou.ProgressBar(total=n_todo, progress=progress,
-                             iters_str="objects" if patches_field else "images",
-                             start_msg=f"Embedding with {key}") as pb, \
-                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vc-decode") as pool:
-            def submit(wave):
-                if procs is not None:
-                    return [procs.map_async(_prepare_job, wave,
-                                            chunksize=max(1, -(-len(wave) // workers)))]
-                return [pool.submit(_prepare, u, lm.prepare, padding, min_box_size) for u in wave]
-
-            def collect(futures):
-                if procs is not None:
-                    return futures[0].get()
-                return [f.result() for f in futures]
-
-            it = waves()
-            queue = deque(submit(w) for w in itertools.islice(it, ahead))
-            while queue:
-                results = collect(queue.popleft())
-                if ahead > 1 and (nxt := next(it, None)) is not None:
-                    queue.append(submit(nxt))
-                for unit, outcomes in results:
-                    for o in outcomes:
-                        status, item_id = o[0], o[1]
-                        if status == "ok":
-                            _, _, prepared, fp, chash, size, box = o
-                            pending_t.append(prepared)
-                            pending_meta.append((item_id, unit.sample_id, unit.filepath, fp, chash,
-                                                 size, box))
-                            ok_samples.add(unit.sample_id)
-                            if len(pending_t) >= batch_size:
-                                run_batch()
-                        elif status == "same":
-                            same_ids.append(item_id); same_fps.append(o[2])
-                            ok_samples.add(unit.sample_id)
-                        elif status == "skip":
-                            skipped[item_id] = o[2]
-                        else:
-                            errors[unit.sample_id] = o[2]
-                    done += len(outcomes)
-                pb.set_iteration(done)
-                if len(buf["id"]) >= write_every or len(same_ids) >= write_every:
-                    flush()
-                if ahead == 1 and (nxt := next(it, None)) is not None:
-                    queue.append(submit(nxt))
-            run_batch()
-            flush()
-    finally:
-        if procs is not None:
-            procs.terminate()
-            procs.join()
-            _JOB = None
+        res = embed_ray.embed_units(
+            units, store=store, model=model, pretrained=pretrained, device=device,
+            batch_size=batch_size, padding=padding, min_box_size=min_box_size,
+            ray_address=ray_address, num_workers=num_workers, rows_per_fragment=write_every,
+            progress=progress, iters_str=iters_str, start_msg=f"Embedding with {key} on Ray")
+        embed_ray.commit(store, res.fragments, [i for i in res.ok_ids if i in existing])
+        if res.same_ids:
+            store.set_fingerprints(res.same_ids, res.same_fps)
+        summary.embedded, summary.touched = res.embedded, len(res.same_ids)
+        errors, skipped, ok_samples = res.errors, res.skipped, res.ok_samples
+    else:
+        errors, skipped, ok_samples = embed_local.embed_units(
+            units, lm=lm, store=store, existing=existing, summary=summary,
+            batch_size=batch_size, num_workers=num_workers, padding=padding,
+            min_box_size=min_box_size, write_every=write_every, progress=progress,
+            iters_str=iters_str, start_msg=f"Embedding with {key}")
 
     summary.errors = len(errors)
     summary.skipped = len(skipped)

@@ -30,7 +30,7 @@ def fork_pool(workers, initializer=None):
 
     Per-image Python work in PIL holds the GIL, so threads give about one core. Forked workers
     inherit the caller's state (nothing is pickled but the work items and the results); they
-    only read images and never touch LanceDB, whose fork warning is silenced here."""
+    only read images and never touch LanceDB or Lance, whose fork warnings are silenced here."""
     import multiprocessing
 
     if workers < 2 or (os.cpu_count() or 1) < 2 \
@@ -38,6 +38,7 @@ def fork_pool(workers, initializer=None):
         return None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*lancedb fork support")
+        warnings.filterwarnings("ignore", message="lance is not fork-safe")
         return multiprocessing.get_context("fork").Pool(workers, initializer=initializer)
 
 

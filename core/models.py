@@ -200,6 +200,22 @@ def _fast_transform(preprocess):
     return geometric, 1.0 / (255.0 * std), mean / std
 
 
+def model_dim(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED):
+    """The size of the model's embeddings, read from its open_clip config (no weights loaded)."""
+    import open_clip
+
+    arch, _ = resolve_model(model, pretrained)
+    if model == DEMO_MODEL:
+        register_demo_config()
+    if arch not in open_clip.list_models():
+        raise ValueError(f"Unknown open_clip model {arch!r}; choose one of "
+                         f"open_clip.list_models() or 'demo'")
+    conf = open_clip.get_model_config(arch) or {}
+    if "embed_dim" in conf:
+        return int(conf["embed_dim"])
+    return load_model(model, pretrained, device="cpu").dim
+
+
 def load_model(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto"):
     """Loads (once per process) an open_clip model for inference.
 

@@ -34,6 +34,8 @@ class EmbedSettings:
     default_pretrained: str | None
     patches_field: str | None
     batch_size: object  # as given: the form checks it
+    engine: str = "local"
+    ray_address: str | None = None
 
 
 def embed_settings(ctx):
@@ -44,7 +46,33 @@ def embed_settings(ctx):
     pretrained = str(ctx.params.get("pretrained", d_pretrained) or "").strip() or None
     return EmbedSettings(model=model, pretrained=pretrained, default_model=d_model,
                          default_pretrained=d_pretrained, patches_field=forms.patches_param(ctx),
-                         batch_size=ctx.params.get("batch_size", DEFAULT_BATCH_SIZE))
+                         batch_size=ctx.params.get("batch_size", DEFAULT_BATCH_SIZE),
+                         engine=str(ctx.params.get("engine") or "local"),
+                         ray_address=str(ctx.params.get("ray_address") or "").strip() or None)
+
+
+def ray_problem():
+    """Why a Ray run cannot start here (Ray or lance-ray not installed), else None."""
+    from ..core.embed_ray import require_ray
+
+    try:
+        require_ray()
+    except ImportError as e:
+        return str(e)
+    return None
+
+
+def engine_inputs(inputs, s):
+    """Where the images are embedded: in this process, or on a Ray cluster."""
+    forms.add_choice(inputs, "engine", [("local", "This machine"), ("ray", "A Ray cluster")],
+                     label="Run on", default="local",
+                     description="A Ray cluster splits the work over its machines (one model per "
+                                 "worker, a GPU each where there are GPUs)")
+    if s.engine != "ray":
+        return True
+    e = inputs.str("ray_address", default="", required=False, label="Ray address",
+                   description="e.g. ray://head:10001 or auto; empty starts Ray on this machine")
+    return forms.check(inputs, e, ray_problem())
 
 
 class ComputeEmbeddings(forms.LongRunOperator):
@@ -80,6 +108,8 @@ class ComputeEmbeddings(forms.LongRunOperator):
                         description="Images per forward pass (lower it if memory runs out)")
         forms.check(inputs, bs, oc.number_problem(s.batch_size, 1, MAX_BATCH_SIZE, integer=True,
                                                   subject="Batch size"))
+        if not engine_inputs(inputs, s):
+            return
         conflict = oc.field_conflict(ctx.dataset, ["vc_error"])
         if conflict:
             forms.error_form(inputs, conflict)
@@ -93,7 +123,8 @@ class ComputeEmbeddings(forms.LongRunOperator):
         result = yield from oc.run_with_progress(
             ctx, lambda progress: compute_embeddings(
                 view, model=s.model, pretrained=s.pretrained, patches_field=s.patches_field,
-                batch_size=int(s.batch_size), progress=progress),
+                batch_size=int(s.batch_size), progress=progress, engine=s.engine,
+                ray_address=s.ray_address),
             "Embedding")
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()

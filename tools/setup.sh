@@ -44,8 +44,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # wheel has no matching torchvision, so torch is taken from the registry together with it.
   say "installing torch, torchvision and open_clip (first run: a few minutes)"
   "$VENV/bin/pip" install -q "torchvision==0.29.2" open_clip_torch
-  say "installing the plugin (editable) and its test and benchmark dependencies"
-  "$VENV/bin/pip" install -q -e ".[test,bench]"
+  say "installing the plugin (editable) and its test, benchmark and Ray dependencies"
+  "$VENV/bin/pip" install -q -e ".[test,bench,ray]"
   rm -f "$VENV/.vc-db-ok"
   echo "$want" > "$stamp"
 fi
