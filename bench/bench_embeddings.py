@@ -32,12 +32,12 @@ def forward_ceiling(lm, tensors, batch_size, repeats=3):
 def decode_cost(lm, paths):
     """One core's seconds per image for what the decoding workers do (read, hash, decode,
     resize): compute_embeddings' own worker function, in this thread."""
-    from visual_curation.core import embeddings as vce
+    from visual_curation.core import embed_local
 
-    units = [vce._Unit(p, p, None, [(p, None, None, None)]) for p in paths]
+    units = [embed_local.Unit(p, p, None, [(p, None, None, None)]) for p in paths]
     t = time.process_time()
     for u in units:
-        vce._prepare(u, lm.prepare, 0.1, 8)
+        embed_local.prepare_unit(u, lm.prepare, 0.1, 8)
     return (time.process_time() - t) / len(units)
 
 

@@ -16,7 +16,8 @@ bench/knn_peers.py), cuts (scene cuts vs PySceneDetect, bench/video_cuts.py) and
 moved on a million samples: vc_issues re-derived from the stored scores, bench/review.py) and map
 (the embedding map: UMAP/PCA at 100k end to end, the 1M sample-fit path, bench/embedding_map.py)
 and panelapp (the cluster panel and operator forms timed through the real App in headless
-Chromium, bench/panel_app.py)."""
+Chromium, bench/panel_app.py) and ray (compute_embeddings on a local Ray against the in-process
+engine, and a capacity plan from the measured per-image costs, bench/ray_engine.py)."""
 import argparse
 import os
 import platform
@@ -56,8 +57,6 @@ def section_embeddings(quick):
 def section_video(quick):
     """Core-frame extraction speed vs OpenCV's raw decode of the same file."""
     import tempfile
-
-    import numpy as np
 
     sys.path.insert(0, str(REPO / "tests"))
     import test_video as tv
@@ -295,13 +294,22 @@ def section_panelapp(quick):
         panel_app.table(r)
 
 
+def section_ray(quick):
+    import quality
+    import ray_engine
+
+    r = ray_engine.run(quality.build(WORK, "fmnist", 5000, 0), quality.build(WORK, "stamps", 5000, 0),
+                       1000 if quick else 5000)
+    return "Embedding on Ray against in-process", ray_engine.table(r)
+
+
 SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video": section_video,
             "fmnist70k": section_fmnist70k, "incremental": section_incremental,
             "scale": section_scale, "fields": section_fields, "clusters": section_clusters,
             "reliability": section_reliability, "nopixels": section_nopixels,
             "knn": section_knn, "cuts": section_cuts, "propagation": section_propagation,
             "review": section_review, "brainindex": section_brainindex, "map": section_map,
-            "panelapp": section_panelapp}
+            "panelapp": section_panelapp, "ray": section_ray}
 
 
 def main():

@@ -59,6 +59,8 @@ class RayOutcome:
     fragments: list = field(default_factory=list)
     ok_ids: list = field(default_factory=list)
     workers: int = 0
+    #: seconds the actors spent on the batches (reading, embedding, writing), summed
+    busy_seconds: float = 0.0
 
 
 class Embedder:
@@ -78,8 +80,11 @@ class Embedder:
         self.threads = max(1, int(threads))
 
     def __call__(self, batch):
+        import time
+
         import pyarrow as pa
 
+        t0 = time.perf_counter()
         from .embed_local import Unit
 
         cols = batch.to_pydict()
@@ -115,8 +120,12 @@ class Embedder:
             vecs = np.concatenate([
                 self.lm.embed_tensors(self.lm.collate(prepared[s:s + self.batch_size]))
                 for s in range(0, len(prepared), self.batch_size)])
-            for frag in self._write(rows, vecs):
-                for k, v in zip(out, ("fragment", None, None, None, pickle.dumps(frag))):
+            frags = self._write(rows, vecs)
+            busy = f"{time.perf_counter() - t0:.6f}"   # this batch's work, on the last row
+            for j, frag in enumerate(frags):
+                for k, v in zip(out, ("fragment", None, None,
+                                      busy if j == len(frags) - 1 else None,
+                                      pickle.dumps(frag))):
                     out[k].append(v)
         return pa.table({"status": pa.array(out["status"], pa.string()),
                          "id": pa.array(out["id"], pa.string()),
@@ -256,6 +265,7 @@ def _collect(cols, res):
                                                 cols["info"], cols["fragment"]):
         if status == "fragment":
             res.fragments.append(pickle.loads(frag))
+            res.busy_seconds += float(info or 0)
             continue
         n += 1
         if status == "ok":

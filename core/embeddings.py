@@ -44,6 +44,10 @@ class EmbeddingsRun:
     errors: int = 0
     seconds: float = 0.0
     error_examples: dict = field(default_factory=dict)
+    engine: str = "local"
+    #: Ray only: the actors, and the seconds they spent reading, embedding and writing (summed)
+    workers: int = 0
+    busy_seconds: float = 0.0
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -210,6 +214,8 @@ def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAU
         if res.same_ids:
             store.set_fingerprints(res.same_ids, res.same_fps)
         summary.embedded, summary.touched = res.embedded, len(res.same_ids)
+        summary.engine, summary.workers = "ray", res.workers
+        summary.busy_seconds = round(res.busy_seconds, 3)
         errors, skipped, ok_samples = res.errors, res.skipped, res.ok_samples
     else:
         errors, skipped, ok_samples = embed_local.embed_units(
