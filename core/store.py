@@ -178,7 +178,7 @@ class VectorStore:
                     out[pos[keep]] = vec[keep]
                 found[pos[keep]] = True
                 for c in extra:
-                    col = np.array(b.column(b.schema.get_field_index(c)).to_pylist(), object)
+                    col = _objects(b.column(b.schema.get_field_index(c)).to_pylist())
                     ext_at[c][pos[keep]] = col[keep]
             if found.all():
                 return ids, out, {c: v.tolist() for c, v in ext_at.items()}
@@ -370,6 +370,15 @@ class PixelSignatures:
                 continue
             out[i] = (sig[j], dict(width=w, height=ht, sharpness=sh))
         return out
+
+
+def _objects(values):
+    """A 1-d object array of ``values`` (lists stay lists: ``np.array`` would make a 2-d
+    array of a list of boxes)."""
+    out = np.empty(len(values), object)
+    for j, v in enumerate(values):
+        out[j] = v
+    return out
 
 
 def _batch_vectors(batch, dim):

@@ -106,6 +106,22 @@ def test_a_ray_rerun_embeds_only_changed_files_and_reports_broken_ones(
     assert broken.vc_error and changed.vc_error is None
 
 
+def test_object_crops_on_ray_match_the_local_crops(detection_dataset, ray_cluster):
+    ds = detection_dataset
+    kind = "patches_ground_truth"
+    vc.compute_embeddings(ds, model="demo", patches_field="ground_truth")
+    table = vcs.VectorStore.for_dataset(ds, "demo", kind)
+    ids, want, _ = table.vectors()
+    table.drop()
+    run = vc.compute_embeddings(ds, model="demo", patches_field="ground_truth", engine="ray",
+                                ray_address=ray_cluster.address)
+    got_ids, got, ext = vcs.VectorStore.for_dataset(ds, "demo", kind).vectors(
+        ids, extra=["sample_id", "box"])
+    assert run.embedded == len(ids) > 0 and got_ids == ids
+    assert float(np.abs(got - want).max()) < 1e-5
+    assert all(b is not None and len(b) == 4 for b in ext["box"])
+
+
 def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
         fmnist_dataset, ray_cluster):
     ds, _ = fmnist_dataset
