@@ -10,38 +10,32 @@ SDK::
 As a FiftyOne plugin (``@visual-curation/curation``) this module registers the operators and the
 cluster panel; the heavy libraries (torch, open_clip) load only when an operator runs.
 """
-if __package__:   # as the package (SDK, plugin loader); pytest also imports this file alone
-    from .core import (  # noqa: F401
-        ANALYSES,
-        DEMO_MODEL,
-        accept_propagated,
-        accept_suggestions,
-        analyze,
-        brain_key_for,
-        carry_results,
-        cluster_summaries,
-        compute_embedding_map,
-        compute_embeddings,
-        delete_run,
-        embed_image,
-        embed_text,
-        extract_core_frames,
-        find_similar,
-        flagged_view,
-        import_embeddings,
-        mark_reviewed,
-        propagate_labels,
-        relabeled,
-        review_batch,
-        review_state,
-        search,
-        set_issue_thresholds,
-        set_labels,
-        tag_flagged,
-        undo_relabel,
-    )
-
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """The SDK (:mod:`visual_curation.core`'s names), loaded on first use."""
+    if not __package__ or name.startswith("__"):   # pytest also imports this file alone
+        raise AttributeError(name)
+    core = _core()
+    if name == "core":
+        return core
+    if name in core.__all__:
+        value = getattr(core, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_core().__all__))
+
+
+def _core():
+    import importlib
+
+    return importlib.import_module(f"{__name__}.core")
+
 
 
 def register(plugin):

@@ -1,23 +1,43 @@
-"""The App-free engine: embeddings in LanceDB and the analyzers that read them."""
-from .analyze import ANALYSES, analyze, cluster_summaries, delete_run
-from .embedding_map import compute_embedding_map
-from .brain_index import brain_key_for
-from .carry import carry_results
-from .embeddings import compute_embeddings, embed_image, embed_text, import_embeddings
-from .labels import accept_suggestions, relabeled, undo_relabel
-from .models import DEMO_MODEL, load_model
-from .propagation import accept_propagated, propagate_labels, review_batch, set_labels
-from .review import (flagged_view, mark_reviewed, review_state, set_issue_thresholds,
-                     tag_flagged)
-from .similarity import SearchResult, find_similar, search, similar_ids
-from .video import extract_core_frames
+"""The App-free engine: embeddings in LanceDB and the analyzers that read them.
 
-__all__ = [
-    "accept_propagated", "accept_suggestions", "propagate_labels", "relabeled", "review_batch",
-    "set_labels", "undo_relabel",
-    "ANALYSES", "DEMO_MODEL", "analyze", "brain_key_for", "carry_results", "cluster_summaries",
-    "compute_embedding_map", "compute_embeddings",
-    "delete_run", "embed_image", "embed_text", "extract_core_frames", "find_similar", "import_embeddings",
-    "load_model", "search", "SearchResult", "similar_ids",
-    "flagged_view", "mark_reviewed", "review_state", "set_issue_thresholds", "tag_flagged",
-]
+The SDK's names load on first use (PEP 562), so that a process which needs one part (a Ray
+worker that only embeds, the CLI's help) does not import FiftyOne's Brain and every analysis.
+``analyze`` is imported at once: it is also the name of a submodule, which would otherwise
+shadow the function once that submodule is loaded.
+"""
+import importlib
+
+from .analyze import ANALYSES, analyze, cluster_summaries, delete_run
+
+#: every other SDK name -> the submodule that defines it
+_LAZY = {
+    "compute_embedding_map": "embedding_map",
+    "brain_key_for": "brain_index",
+    "carry_results": "carry",
+    "compute_embeddings": "embeddings", "embed_image": "embeddings", "embed_text": "embeddings",
+    "import_embeddings": "embeddings",
+    "accept_suggestions": "labels", "relabeled": "labels", "undo_relabel": "labels",
+    "DEMO_MODEL": "models", "load_model": "models",
+    "accept_propagated": "propagation", "propagate_labels": "propagation",
+    "review_batch": "propagation", "set_labels": "propagation",
+    "flagged_view": "review", "mark_reviewed": "review", "review_state": "review",
+    "set_issue_thresholds": "review", "tag_flagged": "review",
+    "SearchResult": "similarity", "find_similar": "similarity", "search": "similarity",
+    "similar_ids": "similarity",
+    "extract_core_frames": "video",
+}
+
+__all__ = ["ANALYSES", "analyze", "cluster_summaries", "delete_run", *_LAZY]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
