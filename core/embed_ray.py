@@ -161,10 +161,31 @@ def _init_ray(ray, address):
     initialised Ray (and so should shut it down)."""
     if ray.is_initialized():
         return False
+    _check_reachable(address)
     env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING, runtime_env={"env_vars": env} if env else None)
     return True
+
+
+def _check_reachable(address, timeout=5.0):
+    """Raises ConnectionError at once when nothing listens at a ``host:port`` or
+    ``ray://host:port`` address (Ray itself retries for minutes before it gives up)."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    hostport = str(address).split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return   # a form Ray understands and this check does not: leave it to Ray
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConnectionError(f"No Ray cluster answers at {address!r} ({e}); start one with "
+                              "`ray start --head` or leave ray_address empty for a local Ray"
+                              ) from None
 
 
 def embed_units(units, *, store, model, pretrained, device="auto", batch_size=32, padding=0.1,

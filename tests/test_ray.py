@@ -184,6 +184,20 @@ def test_the_operator_offers_a_ray_cluster_and_runs_on_it(fmnist_dataset, ray_cl
     assert _table(ds).count() == len(ds) and sorted(_vectors(ds)) == sorted(ds.values("id"))
 
 
+def test_an_address_where_no_cluster_runs_fails_at_once(fmnist_dataset):
+    import socket
+
+    ds, _ = fmnist_dataset
+    with socket.socket() as s:   # a free port: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.time()
+    with pytest.raises(ConnectionError, match="No Ray cluster answers"):
+        vc.compute_embeddings(ds, model="demo", engine="ray", ray_address=f"127.0.0.1:{port}")
+    assert time.time() - t < 30
+    assert _table(ds).count() == 0   # nothing written
+
+
 def test_without_ray_installed_the_error_says_how_to_install_it(fmnist_small, vc_helpers):
     # persistent: the child process must not delete it (or others) when it exits
     ds, _ = vc_helpers.load_bench_dataset_persistent(fmnist_small, "vc-test-ray-missing")
