@@ -91,36 +91,45 @@ class Embedder:
         units = [Unit(s, p, f, [tuple(x) for x in json.loads(it)])
                  for s, p, f, it in zip(cols["sample_id"], cols["filepath"],
                                         cols["fingerprint"], cols["items"])]
+        # decoding threads run ahead while the model embeds each full batch (on a GPU the two
+        # overlap; on one CPU core there is a single thread and they take turns)
+        pool = None
         if self.threads > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(self.threads) as pool:
-                results = list(pool.map(self._prepare_one, units))
+            pool = ThreadPoolExecutor(self.threads)
+            results = pool.map(self._prepare_one, units)
         else:
-            results = [self._prepare_one(u) for u in units]
+            results = map(self._prepare_one, units)
         out = {k: [] for k in ("status", "id", "sample_id", "info", "fragment")}
         rows = {k: [] for k in ("id", "sample_id", "filepath", "fingerprint", "content_hash",
                                 "width", "height", "box")}
-        prepared = []
-        for unit, outcomes in results:
-            for o in outcomes:
-                status, item_id = o[0], o[1]
-                info = None
-                if status == "ok":
-                    _, _, p, fp, chash, size, box = o
-                    prepared.append(p)
-                    for k, v in zip(rows, (item_id, unit.sample_id, unit.filepath, fp, chash,
-                                           int(size[0]), int(size[1]), box)):
-                        rows[k].append(v)
-                elif status in ("same", "skip", "error"):
-                    info = o[2]
-                for k, v in zip(out, (status, item_id, unit.sample_id, info, None)):
-                    out[k].append(v)
-        if prepared:
-            vecs = np.concatenate([
-                self.lm.embed_tensors(self.lm.collate(prepared[s:s + self.batch_size]))
-                for s in range(0, len(prepared), self.batch_size)])
-            frags = self._write(rows, vecs)
+        pending, parts = [], []
+        try:
+            for unit, outcomes in results:
+                for o in outcomes:
+                    status, item_id = o[0], o[1]
+                    info = None
+                    if status == "ok":
+                        _, _, p, fp, chash, size, box = o
+                        pending.append(p)
+                        for k, v in zip(rows, (item_id, unit.sample_id, unit.filepath, fp,
+                                               chash, int(size[0]), int(size[1]), box)):
+                            rows[k].append(v)
+                        if len(pending) >= self.batch_size:
+                            parts.append(self.lm.embed_tensors(self.lm.collate(pending)))
+                            pending = []
+                    elif status in ("same", "skip", "error"):
+                        info = o[2]
+                    for k, v in zip(out, (status, item_id, unit.sample_id, info, None)):
+                        out[k].append(v)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        if pending:
+            parts.append(self.lm.embed_tensors(self.lm.collate(pending)))
+        if parts:
+            frags = self._write(rows, np.concatenate(parts))
             busy = f"{time.perf_counter() - t0:.6f}"   # this batch's work, on the last row
             for j, frag in enumerate(frags):
                 for k, v in zip(out, ("fragment", None, None,
@@ -226,29 +235,19 @@ def _run(ray, units, n_todo, *, store, model, pretrained, device, batch_size, pa
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0)) if num_gpus is None else num_gpus
     use_gpu = gpus > 0 and device != "cpu"
-    per_actor_cpus = 1
+    # a GPU actor decodes with the CPU cores that come with its GPU (up to 8 threads); on CPU
+    # each actor is one core, and there is one actor per core
+    cpus = int(resources.get("CPU", 1))
+    per_actor_cpus = max(1, min(8, cpus // max(1, gpus))) if use_gpu else 1
     n_actors = num_workers or (gpus if use_gpu else max(1, int(resources.get("CPU", 1))))
-    lance_ds = store.table.to_lance()
     # a few blocks per actor: the work balances, and a lost block is a small retry
     per_block = max(1, min(rows_per_fragment, -(-n_todo // (4 * n_actors))))
-    blocks, rows, n = [], [], 0
-    for u in units:
-        rows.append({"sample_id": u.sample_id, "filepath": u.filepath,
-                     "fingerprint": u.fingerprint, "items": json.dumps(u.items)})
-        n += len(u.items)
-        if n >= per_block:
-            blocks.append(rows)
-            rows, n = [], 0
-    if rows:
-        blocks.append(rows)
-    flat = [r for b in blocks for r in b]
-    ds = rd.from_items(flat, override_num_blocks=max(1, len(blocks)))
-    ctor = dict(model=model, pretrained=pretrained,
-                device=("cuda" if use_gpu else "cpu") if device == "auto" else device,
-                batch_size=batch_size, padding=padding, min_box_size=min_box_size,
-                table_uri=lance_ds.uri, schema=table_schema(store.dim),
-                storage_version=lance_ds.data_storage_version,
-                storage_options=_storage_options(store.uri), threads=per_actor_cpus)
+    ds = rd.from_items(unit_rows(units), override_num_blocks=max(1, -(-n_todo // per_block)))
+    ctor = embedder_settings(
+        store, model=model, pretrained=pretrained,
+        device=("cuda" if use_gpu else "cpu") if device == "auto" else device,
+        batch_size=batch_size, padding=padding, min_box_size=min_box_size,
+        threads=per_actor_cpus)
     mapped = ds.map_batches(
         _importable_embedder(), fn_constructor_kwargs=ctor, batch_size=None, batch_format="pyarrow",
         compute=rd.ActorPoolStrategy(size=n_actors), num_cpus=per_actor_cpus,
@@ -258,13 +257,27 @@ def _run(ray, units, n_todo, *, store, model, pretrained, device, batch_size, pa
     with fou.ProgressBar(total=n_todo, progress=progress, iters_str=iters_str,
                          start_msg=start_msg) as pb:
         for b in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):
-            done += _collect(b.to_pydict(), res)
+            done += collect_outcomes(b.to_pydict(), res)
             pb.set_iteration(done)
     dup = len(res.ok_ids) - len(set(res.ok_ids))
     if dup:   # never commit a run that would leave two rows for one item
         raise RuntimeError(f"{dup} items came back twice from the Ray workers; nothing "
                            "was committed")
     return res
+
+
+def unit_rows(units):
+    """The work units as rows for Ray Data (what :class:`Embedder` reads)."""
+    return [{"sample_id": u.sample_id, "filepath": u.filepath, "fingerprint": u.fingerprint,
+             "items": json.dumps(u.items)} for u in units]
+
+
+def embedder_settings(store, **kw):
+    """:class:`Embedder`'s keyword arguments for writing into ``store``'s table."""
+    lance_ds = store.table.to_lance()
+    return dict(kw, table_uri=lance_ds.uri, schema=table_schema(store.dim),
+                storage_version=lance_ds.data_storage_version,
+                storage_options=_storage_options(store.uri))
 
 
 def _importable_embedder():
@@ -280,7 +293,9 @@ def _importable_embedder():
                           "pip install 'fiftyone-visual-curation[ray]' (on every node)") from e
 
 
-def _collect(cols, res):
+def collect_outcomes(cols, res):
+    """Adds one :class:`Embedder` output (columns as lists) to ``res``; returns how many items
+    it reported on."""
     n = 0
     for status, item_id, sid, info, frag in zip(cols["status"], cols["id"], cols["sample_id"],
                                                 cols["info"], cols["fragment"]):

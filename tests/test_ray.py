@@ -122,6 +122,36 @@ def test_object_crops_on_ray_match_the_local_crops(detection_dataset, ray_cluste
     assert all(b is not None and len(b) == 4 for b in ext["box"])
 
 
+def test_an_embedder_decoding_in_threads_writes_what_a_local_run_writes(fmnist_dataset):
+    """A GPU actor decodes in threads while its model embeds; here that actor runs in this
+    process on CPU, without Ray, so the threaded path is checked where there is no GPU."""
+    import pyarrow as pa
+
+    from visual_curation.core import embed_ray, embeddings
+
+    ds, _ = fmnist_dataset
+    vc.compute_embeddings(ds, model="demo")
+    want = _vectors(ds)
+    table = _table(ds)
+    dim = table.dim
+    table.drop()
+    table.create(dim)
+    units, _ = embeddings._units(ds, None, {})
+    actor = embed_ray.Embedder(**embed_ray.embedder_settings(
+        table, model="demo", pretrained=None, device="cpu", batch_size=8, padding=0.1,
+        min_box_size=8, threads=3))
+    res = embed_ray.RayOutcome()
+    for s in range(0, len(units), 100):
+        batch = pa.Table.from_pylist(embed_ray.unit_rows(units[s:s + 100]))
+        embed_ray.collect_outcomes(actor(batch).to_pydict(), res)
+    assert _table(ds).count() == 0           # written, not committed
+    embed_ray.commit(table, res.fragments)
+    got = _vectors(ds)
+    assert res.embedded == len(ds) and len(res.fragments) == -(-len(units) // 100)
+    assert sorted(got) == sorted(want)
+    assert max(float(np.abs(got[i] - want[i]).max()) for i in want) < 1e-5
+
+
 def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
         fmnist_dataset, ray_cluster):
     ds, _ = fmnist_dataset
@@ -215,7 +245,7 @@ def test_without_ray_installed_the_error_says_how_to_install_it(fmnist_small, vc
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=300)
         hint = "pip install 'fiftyone-visual-curation[ray]'"
-        assert f"FORM engine='ray' needs" in out.stdout and hint in out.stdout, \
+        assert "FORM engine='ray' needs" in out.stdout and hint in out.stdout, \
             out.stderr[-2000:]
         assert out.stdout.count(hint) == 2
         assert not _table(ds).exists()   # nothing written
