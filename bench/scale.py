@@ -484,104 +484,6 @@ def incremental_table(r):
         + ", ".join(f"{lbl} {mi[k]:.3f} / {ms[k]:.3f}" for lbl, k in rows) + ".\n")
 
 
-# ------------------------------------------------------------- field writes on 1M samples
-FIELDS_DATASET = "vc-bench-fields-{n}"
-
-
-def build_fields_dataset(n, batch=50_000):
-    """A persistent FiftyOne dataset of ``n`` image samples (reused when it exists)."""
-    import fiftyone as fo
-
-    name = FIELDS_DATASET.format(n=n)
-    if fo.dataset_exists(name):
-        ds = fo.load_dataset(name)
-        if len(ds) == n:
-            return ds, 0.0
-        ds.delete()
-    t = time.perf_counter()
-    ds = fo.Dataset(name, persistent=True)
-    for b0 in range(0, n, batch):
-        ds.add_samples([fo.Sample(filepath=f"/bench/images/{i:07d}.jpg")
-                        for i in range(b0, min(n, b0 + batch))], progress=False)
-    return ds, time.perf_counter() - t
-
-
-def _field_values(n, seed=0):
-    """Values of every vc_ field an analysis writes, shaped like a real run's."""
-    rng = np.random.default_rng(seed)
-    cols = {f"vc_cluster_{lv}": rng.integers(0, c, n).tolist()
-            for lv, c in zip(range(1, 6), (4, 12, 36, n // 50, n // 10))}
-    dup = rng.random(n) < 0.03
-    cols["vc_dup_group"] = [f"{i:024x}" if d else None for i, d in enumerate(dup)]
-    cols["vc_duplicate"] = (dup & (rng.random(n) < 0.5)).tolist()
-    for f in ("vc_uniqueness", "vc_mislabel", "vc_outlier", "vc_blur", "vc_dark", "vc_bright"):
-        cols[f] = rng.random(n).round(6).tolist()
-    cols["vc_suggested_label"] = [f"class{c}" for c in rng.integers(0, 10, n)]
-    cols["vc_issues"] = [["duplicate"] if d else [] for d in cols["vc_duplicate"]]
-    return cols
-
-
-def worker_fields(n, out):
-    """Child process: commit every vc_ field on the 1M-sample dataset, twice (new fields, then
-    a re-run over them), then FiftyOne's own bulk ``set_values`` of one field for scale."""
-    import fiftyone as fo
-
-    from visual_curation.core import fields as vcf
-    from visual_curation.core.analyze import DESCRIPTIONS, FIELD_TYPES
-
-    ds = fo.load_dataset(FIELDS_DATASET.format(n=n))
-    ours = [f for f in ds.get_field_schema() if f.startswith("vc_")]
-    if ours:
-        ds.delete_sample_fields(ours)
-    res = dict(n=n, steps={}, rss_gb={})
-    with RssSampler() as rs:
-        rs.mark("values")
-        cols = _field_values(n)
-        for step in ("commit 15 fields (new)", "commit 15 fields (re-run)"):
-            rs.mark(step)
-            t = time.perf_counter()
-            vcf.set_sample_values(ds, cols, descriptions=DESCRIPTIONS, types=FIELD_TYPES,
-                                  overwrite=True)
-            res["steps"][step] = time.perf_counter() - t
-        rs.mark("FiftyOne set_values, 1 field")
-        t = time.perf_counter()
-        ds.set_values("vc_bench_fo_uniqueness", cols["vc_uniqueness"])
-        res["steps"]["FiftyOne set_values, 1 field"] = time.perf_counter() - t
-        rs.mark("done")
-    check = ds.take(1000, seed=1).values(["id", "vc_uniqueness", "vc_cluster_4"])
-    res["spot_check_ok"] = all(u is not None and c is not None for _, u, c in zip(*check))
-    ds.delete_sample_fields([f for f in ds.get_field_schema() if f.startswith("vc_")])
-    res["peak_rss_gb"] = rs.peak / 2**30
-    res["rss_gb"] = {k: v / 2**30 for k, v in rs.by_step.items()}
-    Path(out).write_text(json.dumps(res, indent=1))
-
-
-def run_fields(n=1_000_000):
-    _, build_s = build_fields_dataset(n)
-    out = WORK / f"scale-fields-{n}.json"
-    subprocess.run([sys.executable, __file__, "_worker_fields", "--n", str(n), "--out",
-                    str(out)], check=True, env=dict(os.environ))
-    res = json.loads(out.read_text())
-    res["build_s"] = build_s
-    return res
-
-
-def fields_table(r):
-    rows = "\n".join(f"| {k} | {v:.1f} | {r['rss_gb'].get(k, 0):.2f} |"
-                     for k, v in r["steps"].items())
-    per_field = r["steps"]["commit 15 fields (new)"] / 15
-    return (
-        f"A FiftyOne dataset of {r['n']:,} image samples in MongoDB; the 15 `vc_` fields of an "
-        f"analysis (values shaped like a real run's) committed by `set_sample_values`: every "
-        f"row staged, then one server-side `$merge`. Measured in a child process (RSS sampled "
-        f"every 0.2 s; it includes the Python lists of all values, as an analysis holds them)."
-        f"\n\n| step | s | peak RSS during step (GiB) |\n|---|---|---|\n{rows}\n\n"
-        f"Our commit: {per_field:.1f} s per field; FiftyOne's own bulk `set_values`: "
-        f"{r['steps']['FiftyOne set_values, 1 field']:.1f} s for one field. Peak RSS "
-        f"{r['peak_rss_gb']:.2f} GiB. Spot check of 1,000 samples after the commit: "
-        f"{'every field set' if r['spot_check_ok'] else 'MISSING VALUES'}.\n")
-
-
 def _step_key(k):
     if k.startswith("read"):
         return "read"
@@ -592,22 +494,14 @@ def _step_key(k):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["million", "fmnist70k", "incremental70k", "fields",
-                                     "_worker_million", "_worker_fields"])
+    ap.add_argument("what", choices=["million", "fmnist70k", "incremental70k",
+                                     "_worker_million"])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--uri")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     if a.what == "_worker_million":
         worker_million(a.n, a.uri, a.out)
-        return
-    if a.what == "_worker_fields":
-        worker_fields(a.n, a.out)
-        return
-    if a.what == "fields":
-        r = run_fields(a.n)
-        print(json.dumps(r, indent=1))
-        print(fields_table(r))
         return
     if a.what == "incremental70k":
         r = run_incremental70k(a.n if a.n != 1_000_000 else 70_000)
