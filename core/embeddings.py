@@ -160,7 +160,8 @@ def compute_embeddings(sample_collection, *, model: str = DEFAULT_MODEL,
 def _compute_embeddings(sample_collection, model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED,
                        patches_field=None, embeddings_field=None, batch_size=32,
                        num_workers=None, device="auto", progress=None, uri=None, engine="local",
-                       ray_address=None, padding=0.1, min_box_size=8, write_every=1024, overwrite=False):
+                       ray_address=None, padding=0.1, min_box_size=8, write_every=1024,
+                       overwrite=False):
     t0 = time.time()
     _check_collection(sample_collection)
     if engine not in ("local", "ray"):
