@@ -130,18 +130,21 @@ def fields_growth_table(small, large, target=10_000_000):
     t1, t2 = small["steps"][key], large["steps"][key]
     b = math.log(t2 / t1) / math.log(n2 / n1)
     t_target = t2 * (target / n2) ** b
-    m1, m2 = small["peak_rss_gb"], large["peak_rss_gb"]
+    m1, m2 = small["rss_gb"][key], large["rss_gb"][key]   # the commit's own peak
     slope = (m2 - m1) / (n2 - n1)
     m_target = m2 + slope * (target - n2)
     rows = "\n".join(
         f"| {r['n']:,} | {r['steps'][key]:.1f} | {r['steps']['commit 15 fields (re-run)']:.1f} "
-        f"| {r['peak_rss_gb']:.2f} |" for r in (small, large))
-    return (f"\n### Growth\n\n| samples | commit 15 fields, new (s) | re-run (s) | peak RSS (GiB) |"
+        f"| {r['rss_gb'][key]:.2f} |" for r in (small, large))
+    return (f"\n### Growth\n\n| samples | commit 15 fields, new (s) | re-run (s) | "
+            f"peak RSS during the commit (GiB) |"
             f"\n|---|---|---|---|\n{rows}\n| {target:,} (extrapolated) | {t_target:.0f} | | "
             f"{m_target:.1f} |\n\nFit on the two measured sizes: time grows as N^{b:.2f} "
             f"(t = {t2:.0f} s x (N / {n2:,})^{b:.2f}), peak RSS linearly "
-            f"({slope * 1e6 * 1024:.0f} MiB per million samples, most of it the Python lists of "
-            f"the values the analysis holds). At {target:,} samples: about {t_target / 60:.0f} "
+            f"({slope * 1e6 * 1024:.0f} MiB per million samples; at {n2:,} the value lists an "
+            f"analysis holds take {large['rss_gb']['values'] - large['rss_gb']['start']:.2f} "
+            f"GiB of it, the RSS after building them). At {target:,} samples: about "
+            f"{t_target / 60:.0f} "
             f"min and {m_target:.1f} GiB, extrapolated, not measured.\n")
 
 
