@@ -36,6 +36,10 @@ def fork_pool(workers, initializer=None):
     if workers < 2 or (os.cpu_count() or 1) < 2 \
             or "fork" not in multiprocessing.get_all_start_methods():
         return None
+    import sys
+
+    if "ray" in sys.modules:   # Ray's gRPC threads may hold locks a forked child would wait on
+        return None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*lancedb fork support")
         warnings.filterwarnings("ignore", message="lance is not fork-safe")
