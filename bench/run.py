@@ -297,6 +297,13 @@ def section_panelapp(quick):
         panel_app.table(r)
 
 
+def section_edits(quick):
+    """The duplicate check, edit kind by edit kind, on sets no other bench uses."""
+    import edits
+
+    return "Near-duplicates after every everyday edit", edits.table(edits.run(WORK))
+
+
 def section_ray(quick):
     import quality
     import ray_engine
@@ -312,7 +319,7 @@ SECTIONS = {"quality": section_quality, "embeddings": section_embeddings, "video
             "reliability": section_reliability, "nopixels": section_nopixels,
             "knn": section_knn, "cuts": section_cuts, "propagation": section_propagation,
             "review": section_review, "brainindex": section_brainindex, "map": section_map,
-            "panelapp": section_panelapp, "ray": section_ray}
+            "panelapp": section_panelapp, "ray": section_ray, "edits": section_edits}
 
 
 def main():

@@ -58,6 +58,61 @@ def signature(rgb, crops):
     return _unit(T.reshape(len(T), -1)).astype(np.float16), keep_stats(rgb)
 
 
+def lowpass(G, factor: int = 2) -> np.ndarray:
+    """Low-pass thumbnails ``(M, (T/factor)^2)``, normalised, of full thumbnails ``G`` (M, T*T):
+    means of ``factor`` x ``factor`` blocks, which sensor noise, re-encoding, overlays of thin
+    lines and small colour changes barely move."""
+    t = np.asarray(G, np.float32).reshape(len(G), THUMB // factor, factor, THUMB // factor,
+                                          factor).mean(axis=(2, 4))
+    return _unit(t.reshape(len(G), -1))
+
+
+def pixel_pairs(G, k: int, min_corr: float, queries=None) -> np.ndarray:
+    """Candidate pairs proposed by the pixels themselves (positions into ``G``, the full
+    thumbnails): each query's ``k`` most correlated low-pass thumbnails (:func:`lowpass`) with
+    correlation >= ``min_corr``. ``queries`` (positions) default to every row (the exact graph,
+    or the IVF graph above :data:`~visual_curation.core.knn.EXACT_MAX_ROWS` rows). Embeddings
+    of some models move a lot under noise a person does not notice; the pixels do not."""
+    from ..knn import knn_graph, knn_query
+
+    L = lowpass(G)
+    if len(L) < 2:
+        return np.zeros((0, 2), np.int64)
+    if queries is None:
+        rows = np.arange(len(L))
+        ind, sim, _ = knn_graph(L, k)
+    else:
+        rows = np.asarray(queries, np.int64)
+        ind, sim = knn_query(L[rows], L, min(k, len(L) - 1), exclude=rows)
+    r, c = np.nonzero((sim >= min_corr) & (ind >= 0))
+    if not len(r):
+        return np.zeros((0, 2), np.int64)
+    a, b = rows[r], ind[r, c]
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
+    return pairs[pairs[:, 0] != pairs[:, 1]]
+
+
+def pixel_candidates(sigs, pool, queries, k: int, min_corr: float) -> list:
+    """Pairs ``(row, row)`` proposed by the pixels (:func:`pixel_pairs`): ``queries`` (rows
+    read in this run) against every thumbnail known: ``sigs`` (row -> (signature, stats), the
+    signature a full thumbnail or a stack of crops whose first is the full thumbnail) and
+    ``pool`` (row -> (full thumbnail, stats): earlier images kept by earlier runs)."""
+    if not queries:
+        return []
+    rows = sorted(set(sigs) | set(pool))
+    at = {r: j for j, r in enumerate(rows)}
+
+    def thumb(r):
+        if r in sigs:
+            g = sigs[r][0]
+            return g[0] if g.ndim == 2 else g
+        return pool[r][0]
+
+    G = np.stack([np.asarray(thumb(r), np.float16) for r in rows])
+    q = None if len(queries) == len(rows) else [at[r] for r in queries]
+    return [(rows[a], rows[b]) for a, b in pixel_pairs(G, k, min_corr, q)]
+
+
 def detail(g):
     """Normalised Laplacian (fine detail) thumbnails of normalised grey thumbnails (p, T*T).
     The Laplacian is linear and zero on constants, so this equals the Laplacian of the raw
@@ -84,9 +139,27 @@ def _aligned(rgb, m):
     return cv2.resize(crop, (FINE, FINE), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
+#: an image whose mean chroma (max - min channel, 0-255) is below this has no colour: a pair
+#: with such an image is compared on luminance only (a grayscale copy of a colour picture is
+#: the same picture; two colourings of one drawing are not, and both have colour)
+GRAY_CHROMA = 1.0
+#: luminance weights (ITU-R BT.601, as :func:`.pixels.to_gray` and PIL's "L")
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def chroma(rgb) -> float:
+    """Mean over pixels of (max - min channel): 0 for a grayscale image."""
+    a = np.asarray(rgb)
+    return float((a.max(axis=2).astype(np.int16) - a.min(axis=2)).mean())
+
+
 def fine_check(rgb_a, rgb_b, m_a, m_b, step):
-    """Stage-2 measures at the best refined alignment (crop on one side only)."""
+    """Stage-2 measures at the best refined alignment (crop on one side only): the 99th
+    percentile of the residual after one common gain, per colour channel, or on luminance when
+    either image has no colour (:data:`GRAY_CHROMA`), in units of the luminance SD."""
     import cv2
+
+    gray = min(chroma(rgb_a), chroma(rgb_b)) < GRAY_CHROMA
 
     cands = []
     if m_a > 0 or m_b == 0:
@@ -96,7 +169,9 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     best = None
     for ma, mb in dict.fromkeys(cands):
         a, b = _aligned(rgb_a, ma), _aligned(rgb_b, mb)
-        la, lb = a.mean(axis=2), b.mean(axis=2)
+        la, lb = a @ LUMA, b @ LUMA
+        if gray:
+            a, b = la[:, :, None], lb[:, :, None]
         gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
         res = np.abs(b - gain * a).max(axis=2) / max(la.std(), lb.std(), 1.0)
         r99 = float(np.percentile(res, 99))
@@ -187,23 +262,34 @@ def crop_thumbs(G0, GC, cpos, rows, m):
     return out
 
 
-def near_passes(G0, pa, pb, approx, crops, min_corr, min_detail, block=1024):
+def near_passes(G0, pa, pb, approx, crops, min_corr, min_detail, block=2048, chunk=4096):
     """Rows flagged ``approx`` (only their full thumbnail is known, rows of ``G0``) whose
     approximated crops, against some partner's full thumbnail, reach ``min_corr`` with the
-    detail correlation ``min_detail`` at that crop."""
-    hit = set()
+    detail correlation ``min_detail`` at that crop. Each image's crops are approximated once
+    (in blocks of ``block`` images), then compared with all its partners."""
     G0 = np.asarray(G0, np.float32)
     pre = list(dict.fromkeys(crops[2::2] + crops[-1:])) if len(crops) > 2 else crops[1:]
-    for me, other in ((pa, pb), (pb, pa)):
-        sel = np.flatnonzero(approx[me])
-        for b0 in range(0, len(sel), block):
-            s_ = sel[b0:b0 + block]
-            A = approximate_crops(G0[me[s_]], pre)                       # (p, c', D)
-            C = np.einsum("pcd,pd->pc", A, G0[other[s_]])
+    if not pre:
+        return []
+    me = np.concatenate([pa, pb])
+    other = np.concatenate([pb, pa])
+    sel = np.flatnonzero(approx[me])
+    sel = sel[np.argsort(me[sel], kind="stable")]
+    me, other = me[sel], other[sel]
+    imgs = np.unique(me)
+    hit = set()
+    for b0 in range(0, len(imgs), block):
+        blk = imgs[b0:b0 + block]
+        A = approximate_crops(G0[blk], pre)                              # (b, c', D)
+        lo, hi = np.searchsorted(me, [blk[0], blk[-1] + 1])
+        for c0 in range(lo, hi, chunk):
+            m_, o_ = me[c0:min(c0 + chunk, hi)], other[c0:min(c0 + chunk, hi)]
+            loc = np.searchsorted(blk, m_)
+            C = np.einsum("pcd,pd->pc", A[loc], G0[o_])
             m = C.argmax(axis=1)
-            close = np.flatnonzero(C[np.arange(len(s_)), m] >= min_corr)
+            close = np.flatnonzero(C[np.arange(len(m_)), m] >= min_corr)
             if not len(close):
                 continue
-            d = np.einsum("pd,pd->p", detail(A[close, m[close]]), detail(G0[other[s_[close]]]))
-            hit.update(int(x) for x in me[s_[close[d >= min_detail]]])
+            d = np.einsum("pd,pd->p", detail(A[loc[close], m[close]]), detail(G0[o_[close]]))
+            hit.update(int(x) for x in m_[close[d >= min_detail]])
     return sorted(hit)

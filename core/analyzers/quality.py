@@ -29,6 +29,15 @@ from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, Increment
                    IssueSpec, jsonable, logistic, report)
 
 
+def _percentile(x: np.ndarray, q: float) -> float:
+    """``np.percentile(x, q)`` (linear interpolation) by partial sorting."""
+    pos = (len(x) - 1) * q / 100.0
+    k = int(np.floor(pos))
+    part = np.partition(x, [k, min(k + 1, len(x) - 1)])
+    lo, hi = float(part[k]), float(part[min(k + 1, len(x) - 1)])
+    return lo + (hi - lo) * (pos - k)
+
+
 def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
                 min_range: float = 8.0) -> dict:
     """The per-image statistics quality confidences are computed from."""
@@ -43,16 +52,15 @@ def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
     cdf = np.bincount(g.ravel(), minlength=256).cumsum() / g.size
     lo = float(np.searchsorted(cdf, 0.001))
     hi = float(np.searchsorted(cdf, 0.999))
-    gf = g.astype(np.float32)
-    gx = cv2.Sobel(gf, cv2.CV_32F, 1, 0) / 8.0
-    gy = cv2.Sobel(gf, cv2.CV_32F, 0, 1) / 8.0
-    gm = np.sqrt(gx * gx + gy * gy)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, scale=0.125)    # exact: integer sums, then 1/8
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, scale=0.125)
     r = max(2, int(round(window * max(h, w) / 2)))
-    ker = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
-    rng = cv2.dilate(gf, ker) - cv2.erode(gf, ker)
+    ker = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
+    rng = cv2.subtract(cv2.dilate(g, ker), cv2.erode(g, ker))   # local range, uint8
     m = rng >= min_range
-    if m.sum() >= 10:
-        steep = float(np.percentile(gm[m] / rng[m], 99))
+    if np.count_nonzero(m) >= 10:
+        gxm, gym = gx[m], gy[m]
+        steep = _percentile(np.sqrt(gxm * gxm + gym * gym) / rng[m].astype(np.float32), 99)
     else:
         steep = float("nan")  # flat image: no edges to judge
     return dict(lo=lo, hi=hi, steep_px=steep, steep_size=steep * max(h, w),
