@@ -149,8 +149,8 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 def chroma(rgb) -> float:
     """Mean over pixels of (max - min channel): 0 for a grayscale image."""
-    a = np.asarray(rgb)
-    return float((a.max(axis=2).astype(np.int16) - a.min(axis=2)).mean())
+    a = np.asarray(rgb, np.float32)
+    return float((a.max(axis=2) - a.min(axis=2)).mean())
 
 
 def fine_check(rgb_a, rgb_b, m_a, m_b, step):
@@ -159,7 +159,7 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     either image has no colour (:data:`GRAY_CHROMA`), in units of the luminance SD."""
     import cv2
 
-    gray = min(chroma(rgb_a), chroma(rgb_b)) < GRAY_CHROMA
+    gray = min(chroma(_aligned(rgb_a, 0.0)), chroma(_aligned(rgb_b, 0.0))) < GRAY_CHROMA
 
     cands = []
     if m_a > 0 or m_b == 0:

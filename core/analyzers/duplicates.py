@@ -292,17 +292,19 @@ class DuplicatesAnalyzer(Analyzer):
         if extra is not None:
             more = pixel_candidates(sigs, pool or {}, [int(i) for i in extra if int(i) in sigs],
                                     int(p["dup_pixel_k"]), float(p["dup_pixel_min_corr"]))
-            known = {(int(a), int(b)) for a, b in pairs}
-            more = [e for e in more if e not in known]
-            n_pix = len(more)
             if more:
                 for i in {x for e in more for x in e if x not in sigs}:   # from the pool
                     sigs[i] = (np.asarray(pool[i][0], np.float16), pool[i][1])
                     cached[i] = pool[i]
-                pairs = np.concatenate([pairs.reshape(-1, 2), np.array(more, np.int64)])
+                n0 = len(pairs)
+                pairs = np.unique(np.concatenate([pairs.reshape(-1, 2),
+                                                  np.array(more, np.int64)]), axis=0)
+                n_pix = len(pairs) - n0
         inp.shared.dup_decoded = dict(decoded=len(read), from_store=len(cached),
                                       decoded_after_all=0, pixel_pairs=n_pix)
-        ok = np.array([a in sigs and b in sigs for a, b in pairs], bool)
+        have = np.zeros(len(inp), bool)
+        have[list(sigs)] = True
+        ok = have[pairs[:, 0]] & have[pairs[:, 1]]
         pairs = pairs[ok]
         exact = set(read)
         if not len(pairs):
