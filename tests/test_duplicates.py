@@ -113,3 +113,30 @@ def test_grayscale_copy_matches_but_a_recoloured_picture_does_not(tmp_path):
         dup_min_sim=0.7, dup_pixel_candidates=False).fields["vc_dup_group"]
     assert g[0] == g[3] is not None
     assert g[4] is None
+
+
+def test_forked_readers_do_not_hang_after_opencv_used_threads(tmp_path):
+    """A process that has run OpenCV on several threads (any earlier image work) and then
+    reads enough images for forked readers: the children must not wait forever on OpenCV's
+    thread pool (they did: its threads do not survive a fork)."""
+    import subprocess
+    import sys
+
+    from visual_curation.core.analyzers import pixels
+
+    paths = _pictures(tmp_path, n=2)
+    script = (
+        "import sys, numpy as np, cv2\n"
+        "cv2.setNumThreads(2)\n"
+        "a = np.random.rand(2000, 2000).astype(np.float32)\n"
+        "for _ in range(5): cv2.resize(a, (1500, 1500)); cv2.GaussianBlur(a, (15, 15), 3)\n"
+        "from visual_curation.core.analyzers import pixels\n"
+        f"paths = {paths!r} * {pixels.PROCESS_MIN_ITEMS // 2 + 1}\n"
+        "out, err = pixels.map_items(lambda rgb: float(cv2.resize(rgb, (8, 8)).sum()),\n"
+        "                            range(len(paths)), paths)\n"
+        "assert len(out) == len(paths) and not err\n"
+        "assert cv2.getNumThreads() == 2\n"
+        "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]

@@ -142,7 +142,17 @@ def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0)
             report(progress, span[0] + (span[1] - span[0]) * done / n, msg)
 
     _JOB = (fn, filepaths, boxes)
-    pool = vci.fork_pool(WORKERS, _worker_init) if len(indices) >= PROCESS_MIN_ITEMS else None
+    pool = None
+    if len(indices) >= PROCESS_MIN_ITEMS:
+        import cv2
+
+        # OpenCV's worker threads are not fork-safe: a child forked while this process has
+        # them hangs on its first OpenCV call. One thread while the pool lives, then restored.
+        cv2_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        pool = vci.fork_pool(WORKERS, _worker_init)
+        if pool is None:
+            cv2.setNumThreads(cv2_threads)
     if pool is None:
         _JOB = None
     else:
@@ -154,6 +164,7 @@ def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0)
                         take(*item)
         finally:
             _JOB = None
+            cv2.setNumThreads(cv2_threads)
         return out, errors
 
     from threadpoolctl import threadpool_limits
