@@ -58,6 +58,17 @@ def signature(rgb, crops):
     return _unit(T.reshape(len(T), -1)).astype(np.float16), keep_stats(rgb)
 
 
+def candidate_pairs(rows, ind, sim, min_sim):
+    """Unique unordered pairs (row, neighbour) with cosine >= ``min_sim``; ``ind``/``sim``
+    are the neighbours of ``rows``."""
+    r, c = np.nonzero((sim >= min_sim) & (ind >= 0))
+    if not len(r):
+        return np.zeros((0, 2), np.int64)
+    a, b = np.asarray(rows)[r], ind[r, c]
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
+    return pairs[pairs[:, 0] != pairs[:, 1]]
+
+
 def lowpass(G, factor: int = 2) -> np.ndarray:
     """Low-pass thumbnails ``(M, (T/factor)^2)``, normalised, of full thumbnails ``G`` (M, T*T):
     means of ``factor`` x ``factor`` blocks, which sensor noise, re-encoding, overlays of thin
@@ -84,12 +95,7 @@ def pixel_pairs(G, k: int, min_corr: float, queries=None) -> np.ndarray:
     else:
         rows = np.asarray(queries, np.int64)
         ind, sim = knn_query(L[rows], L, min(k, len(L) - 1), exclude=rows)
-    r, c = np.nonzero((sim >= min_corr) & (ind >= 0))
-    if not len(r):
-        return np.zeros((0, 2), np.int64)
-    a, b = rows[r], ind[r, c]
-    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
-    return pairs[pairs[:, 0] != pairs[:, 1]]
+    return candidate_pairs(rows, ind, sim, min_corr)
 
 
 def pixel_candidates(sigs, pool, queries, k: int, min_corr: float) -> list:

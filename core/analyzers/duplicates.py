@@ -44,7 +44,8 @@ import numpy as np
 
 from . import pixels
 from .dup_pixels import (PRE_CORR, PRE_DETAIL, THUMB, best_alignment, crop_thumbs, detail,
-                         fine_check, keep_stats, near_passes, pixel_candidates, signature)
+                         candidate_pairs, fine_check, keep_stats, near_passes,
+                         pixel_candidates, signature)
 from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
                    IssueSpec, jsonable, report)
 
@@ -55,17 +56,6 @@ def candidate_rule(inp, p):
     use_pixels = bool(p["dup_use_pixels"]) and inp.filepaths is not None
     return use_pixels, float(p["dup_min_sim"] if use_pixels else
                              max(p["dup_min_sim"], p["dup_vector_only_sim"]))
-
-
-def candidate_pairs(rows, ind, sim, min_sim):
-    """Unique unordered pairs (row, neighbour) with cosine >= ``min_sim``; ``ind``/``sim``
-    are the neighbours of ``rows``."""
-    r, c = np.nonzero((sim >= min_sim) & (ind >= 0))
-    if not len(r):
-        return np.zeros((0, 2), np.int64)
-    a, b = np.asarray(rows)[r], ind[r, c]
-    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
-    return pairs[pairs[:, 0] != pairs[:, 1]]
 
 
 #: the keep rule of :func:`keep_rule`, in words (shown to the user)
