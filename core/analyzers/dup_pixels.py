@@ -165,7 +165,17 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     either image has no colour (:data:`GRAY_CHROMA`), in units of the luminance SD."""
     import cv2
 
-    gray = min(chroma(_aligned(rgb_a, 0.0)), chroma(_aligned(rgb_b, 0.0))) < GRAY_CHROMA
+    from .quality import _percentile
+
+    seen = {}
+
+    def aligned(side, m):            # each crop of each image resized once per pair
+        if (side, m) not in seen:
+            x = _aligned(rgb_b if side else rgb_a, m)
+            seen[side, m] = x, x @ LUMA
+        return seen[side, m]
+
+    gray = min(chroma(aligned(0, 0.0)[0]), chroma(aligned(1, 0.0)[0])) < GRAY_CHROMA
 
     cands = []
     if m_a > 0 or m_b == 0:
@@ -174,13 +184,12 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
         cands += [(0.0, max(0.0, m_b + d * step)) for d in (-0.5, -0.25, 0.0, 0.25, 0.5)]
     best = None
     for ma, mb in dict.fromkeys(cands):
-        a, b = _aligned(rgb_a, ma), _aligned(rgb_b, mb)
-        la, lb = a @ LUMA, b @ LUMA
+        (a, la), (b, lb) = aligned(0, ma), aligned(1, mb)
         if gray:
             a, b = la[:, :, None], lb[:, :, None]
         gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
         res = np.abs(b - gain * a).max(axis=2) / max(la.std(), lb.std(), 1.0)
-        r99 = float(np.percentile(res, 99))
+        r99 = _percentile(res.ravel(), 99)
         if best is None or r99 < best[0]:
             best = (r99, la, lb)
     r99, la, lb = best
