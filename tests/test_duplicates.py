@@ -140,3 +140,26 @@ def test_forked_readers_do_not_hang_after_opencv_used_threads(tmp_path):
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_verified_chains_become_stars_around_a_centre():
+    """A chain of verified pairs (each picture within tolerance of the next) is not one picture:
+    groups are stars, a member joining only when it passes against the centre itself."""
+    from visual_curation.core.analyzers.dup_pixels import star_groups
+
+    checked = []
+
+    def refuse(pairs):
+        checked.extend(pairs)
+        return []
+
+    chain = [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert sorted(star_groups(chain, refuse)) == [(1, 0), (1, 2), (3, 4)]
+    assert (1, 3) in checked and (1, 4) in checked      # the ends were checked, not assumed
+    # an original with copies proposed only against one another still forms one group when
+    # each copy passes against the centre directly
+    assert sorted(star_groups(chain, lambda pairs: list(pairs))) == [
+        (1, 0), (1, 2), (1, 3), (1, 4)]
+    # a pair stays a pair; separate groups stay apart
+    assert sorted(star_groups([(5, 9), (7, 8)], refuse)) == [(5, 9), (7, 8)]
+    assert star_groups([], refuse) == []

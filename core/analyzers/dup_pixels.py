@@ -308,3 +308,50 @@ def near_passes(G0, pa, pb, approx, crops, min_corr, min_detail, block=2048, chu
             d = np.einsum("pd,pd->p", detail(A[loc[close], m[close]]), detail(G0[o_[close]]))
             hit.update(int(x) for x in m_[close[d >= min_detail]])
     return sorted(hit)
+
+
+def star_groups(edges, check):
+    """Verified pairs regrouped so that every group is a **star**: one centre and the members
+    that pass the check against the centre itself. Union of verified pairs alone chains:
+    among thousands of plain pictures of one kind (Fashion-MNIST's trousers) each is within
+    the tolerance of the next while the ends of the chain are different pictures.
+
+    In each connected group of three or more, the member with the most verified partners is
+    the centre; its verified partners join it, and every other member is checked against it
+    directly (``check(pairs) -> the pairs that pass``, both pixel stages), since a copy need not
+    have been proposed with the original. The rest are regrouped the same way. Returns the
+    pairs (centre, member).
+
+    Example::
+
+        star_groups([(0, 1), (1, 2)], check=lambda pairs: [])   # → [(1, 0), (1, 2)]
+    """
+    if not edges:
+        return []
+    adj: dict = {}
+    for a, b in edges:
+        adj.setdefault(int(a), set()).add(int(b))
+        adj.setdefault(int(b), set()).add(int(a))
+    out, seen = [], set()
+    for start in sorted(adj):
+        if start in seen:
+            continue
+        comp, todo = {start}, [start]
+        while todo:                                   # the connected group of ``start``
+            for nb in adj[todo.pop()] - comp:
+                comp.add(nb)
+                todo.append(nb)
+        seen |= comp
+        left = set(comp)
+        while len(left) >= 2:
+            deg = {v: len(adj[v] & left) for v in left}
+            centre = max(sorted(left), key=lambda v: deg[v])
+            if deg[centre] == 0:
+                break
+            direct = sorted(adj[centre] & left)
+            rest = sorted(left - adj[centre] - {centre})
+            passed = check([(min(centre, m), max(centre, m)) for m in rest]) if rest else []
+            members = direct + sorted({a if b == centre else b for a, b in passed})
+            out += [(centre, m) for m in members]
+            left -= {centre, *members}
+    return out

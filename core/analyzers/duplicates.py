@@ -30,7 +30,11 @@ pixels.
    the picture (the residual rule cannot tell them from a colour variant's local change), and
    contrast changes beyond ~25 % (Tux Paint has distinct stamps that are exactly such a change
    of one another).
-5. Verified pairs and hash groups are merged (union-find). In each group the item to keep is the
+5. Verified pairs are regrouped as **stars** (:func:`~.dup_pixels.star_groups`): the member
+   with the most verified partners is a group's centre and every member must pass both stages
+   against the centre itself, so a chain of plain pictures each within tolerance of the next
+   (thousands of Fashion-MNIST trousers) is not one group. Then these pairs and the hash groups
+   are merged (union-find). In each group the item to keep is the
    one with the largest resolution, then the sharpest, then the oldest (``created``), then the
    first; every other member gets ``vc_duplicate=True``. ``vc_dup_group`` is the kept item's id.
 
@@ -43,9 +47,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import pixels
-from .dup_pixels import (PRE_CORR, PRE_DETAIL, THUMB, best_alignment, crop_thumbs, detail,
-                         candidate_pairs, fine_check, keep_stats, near_passes,
-                         pixel_candidates, signature)
+from .dup_pixels import (PRE_CORR, PRE_DETAIL, THUMB, best_alignment, candidate_pairs,
+                         crop_thumbs, detail, fine_check, keep_stats, near_passes,
+                         pixel_candidates, signature, star_groups)
 from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
                    IssueSpec, jsonable, report)
 
@@ -310,8 +314,8 @@ class DuplicatesAnalyzer(Analyzer):
         GC = np.stack([sigs[i][0] for i in with_crops]) if with_crops else \
             np.zeros((0, len(crops), THUMB * THUMB), np.float16)   # (M', crops, T*T) float16
         stats = {i: s[1] for i, s in sigs.items()}
-        pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
         if cached:
+            pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
             approx = cpos < 0
             redo = near_passes(G0, pa, pb, approx, crops, PRE_CORR, PRE_DETAIL)
             more, errs = pixels.map_items(lambda rgb: signature(rgb, crops),
@@ -329,24 +333,6 @@ class DuplicatesAnalyzer(Analyzer):
             inp.shared.dup_decoded["decoded_after_all"] = len(more)
         self._keep_signatures(inp, sigs, exact)
         del sigs
-        best_c, best_m, crop_b = best_alignment(G0, GC, cpos, pa, pb)
-        cand = np.flatnonzero(best_c >= float(p["dup_min_corr"]))
-        survivors = []
-        if len(cand):
-            cropped = np.where(crop_b[cand], pb[cand], pa[cand])
-            full = np.where(crop_b[cand], pa[cand], pb[cand])
-            mm = best_m[cand]
-            det = np.concatenate([
-                np.einsum("pd,pd->p", detail(crop_thumbs(G0, GC, cpos, cropped[b:b + 8192],
-                                                          mm[b:b + 8192])),
-                          detail(G0[full[b:b + 8192]]))
-                for b in range(0, len(cand), 8192)])
-            for j in cand[det >= float(p["dup_min_detail"])]:
-                mi = crops[int(best_m[j])]
-                survivors.append((int(pairs[j, 0]), int(pairs[j, 1]),
-                                  mi if not crop_b[j] else 0.0, mi if crop_b[j] else 0.0))
-        report(progress, 0.85, "verifying candidates")
-        verified = []
         cache = {}
 
         def rgb(i):
@@ -356,19 +342,46 @@ class DuplicatesAnalyzer(Analyzer):
                 cache[i] = pixels.read_rgb(inp.filepaths[i], inp.boxes[i] if inp.boxes else None)
             return cache[i]
 
-        for t, (a, b, ma, mb) in enumerate(survivors):
-            try:
-                f = fine_check(rgb(a), rgb(b), ma, mb, step)
-            except Exception as e:  # noqa: BLE001 - file changed since stage 1
-                errors.setdefault(a, str(e))
-                continue
-            if (f["residual"] <= float(p["dup_max_residual"])
-                    and f["brightness"] >= float(p["dup_min_brightness_ratio"])
-                    and f["contrast"] >= float(p["dup_min_contrast_ratio"])
-                    and f["sharpness"] >= float(p["dup_min_sharpness_ratio"])):
-                verified.append((a, b))
-            if t % 50 == 0:
-                report(progress, 0.85 + 0.15 * t / max(len(survivors), 1), "verifying candidates")
+        def stages(pairs, report_to=None):
+            """Stage 1 then stage 2 on row ``pairs`` → the verified ones."""
+            pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
+            best_c, best_m, crop_b = best_alignment(G0, GC, cpos, pa, pb)
+            cand = np.flatnonzero(best_c >= float(p["dup_min_corr"]))
+            survivors = []
+            if len(cand):
+                cropped = np.where(crop_b[cand], pb[cand], pa[cand])
+                full = np.where(crop_b[cand], pa[cand], pb[cand])
+                mm = best_m[cand]
+                det = np.concatenate([
+                    np.einsum("pd,pd->p", detail(crop_thumbs(G0, GC, cpos, cropped[b:b + 8192],
+                                                              mm[b:b + 8192])),
+                              detail(G0[full[b:b + 8192]]))
+                    for b in range(0, len(cand), 8192)])
+                for j in cand[det >= float(p["dup_min_detail"])]:
+                    mi = crops[int(best_m[j])]
+                    survivors.append((int(pairs[j, 0]), int(pairs[j, 1]),
+                                      mi if not crop_b[j] else 0.0, mi if crop_b[j] else 0.0))
+            report(report_to, 0.85, "verifying candidates")
+            verified = []
+            for t, (a, b, ma, mb) in enumerate(survivors):
+                try:
+                    f = fine_check(rgb(a), rgb(b), ma, mb, step)
+                except Exception as e:  # noqa: BLE001 - file changed since stage 1
+                    errors.setdefault(a, str(e))
+                    continue
+                if (f["residual"] <= float(p["dup_max_residual"])
+                        and f["brightness"] >= float(p["dup_min_brightness_ratio"])
+                        and f["contrast"] >= float(p["dup_min_contrast_ratio"])
+                        and f["sharpness"] >= float(p["dup_min_sharpness_ratio"])):
+                    verified.append((a, b))
+                if t % 50 == 0:
+                    report(report_to, 0.85 + 0.15 * t / max(len(survivors), 1),
+                           "verifying candidates")
+            return verified
+
+        verified = stages(pairs, progress)
+        # a chain of verified pairs is not one picture: groups are stars around a centre
+        verified = star_groups(verified, lambda pr: stages(np.asarray(pr, np.int64)))
         return verified, stats, errors
 
     def update(self, ctx: IncrementalInput, p: dict) -> None:
