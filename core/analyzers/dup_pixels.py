@@ -317,10 +317,11 @@ def star_groups(edges, check):
     the tolerance of the next while the ends of the chain are different pictures.
 
     In each connected group of three or more, the member with the most verified partners is
-    the centre; its verified partners join it, and every other member is checked against it
-    directly (``check(pairs) -> the pairs that pass``, both pixel stages), since a copy need not
-    have been proposed with the original. The rest are regrouped the same way. Returns the
-    pairs (centre, member).
+    the centre; its verified partners join it, then their partners are checked against the
+    centre directly (``check(pairs) -> the pairs that pass``, both pixel stages; a copy need not
+    have been proposed with its original), outwards while members keep passing - a long chain
+    costs checks near each centre only. The rest are regrouped the same way. Returns the pairs
+    (centre, member).
 
     Example::
 
@@ -348,10 +349,16 @@ def star_groups(edges, check):
             centre = max(sorted(left), key=lambda v: deg[v])
             if deg[centre] == 0:
                 break
-            direct = sorted(adj[centre] & left)
-            rest = sorted(left - adj[centre] - {centre})
-            passed = check([(min(centre, m), max(centre, m)) for m in rest]) if rest else []
-            members = direct + sorted({a if b == centre else b for a, b in passed})
-            out += [(centre, m) for m in members]
+            members = adj[centre] & left
+            frontier, tried = set(members), set()
+            while frontier:        # outwards from the centre while members keep passing
+                nxt = set().union(*(adj[f] for f in frontier)) & left
+                nxt -= members | tried | {centre}
+                tried |= nxt
+                passed = check([(min(centre, m), max(centre, m)) for m in sorted(nxt)]) \
+                    if nxt else []
+                frontier = {a if b == centre else b for a, b in passed} - members
+                members |= frontier
+            out += [(centre, m) for m in sorted(members)]
             left -= {centre, *members}
     return out
