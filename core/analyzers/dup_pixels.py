@@ -165,7 +165,7 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     either image has no colour (:data:`GRAY_CHROMA`), in units of the luminance SD."""
     import cv2
 
-    from .quality import _percentile
+    from .quality import percentile
 
     seen = {}
 
@@ -189,7 +189,7 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
             a, b = la[:, :, None], lb[:, :, None]
         gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
         res = np.abs(b - gain * a).max(axis=2) / max(la.std(), lb.std(), 1.0)
-        r99 = _percentile(res.ravel(), 99)
+        r99 = percentile(res.ravel(), 99)
         if best is None or r99 < best[0]:
             best = (r99, la, lb)
     r99, la, lb = best

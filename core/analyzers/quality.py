@@ -29,7 +29,7 @@ from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, Increment
                    IssueSpec, jsonable, logistic, report)
 
 
-def _percentile(x: np.ndarray, q: float) -> float:
+def percentile(x: np.ndarray, q: float) -> float:
     """``np.percentile(x, q)`` (linear interpolation) by partial sorting."""
     pos = (len(x) - 1) * q / 100.0
     k = int(np.floor(pos))
@@ -60,7 +60,7 @@ def pixel_stats(rgb: np.ndarray, max_side: int = 512, window: float = 0.10,
     m = rng >= min_range
     if np.count_nonzero(m) >= 10:
         gxm, gym = gx[m], gy[m]
-        steep = _percentile(np.sqrt(gxm * gxm + gym * gym) / rng[m].astype(np.float32), 99)
+        steep = percentile(np.sqrt(gxm * gxm + gym * gym) / rng[m].astype(np.float32), 99)
     else:
         steep = float("nan")  # flat image: no edges to judge
     return dict(lo=lo, hi=hi, steep_px=steep, steep_size=steep * max(h, w),
