@@ -2,8 +2,8 @@
 
 Sets are built with ``dup_edits="all"`` (every kind in ``tools/planted_sets.EDITS`` plus
 random combinations), strengths drawn uniformly in [0, 1], on seeds no other bench or test
-uses; EfficientNet-Lite0 vectors; the duplicates analyzer at its defaults, and once without
-the pixel candidates for comparison. Hard negatives: pairs of distinct pictures whose vectors
+uses; EfficientNet-Lite0 vectors; the duplicates analyzer at its defaults, and once more as
+:data:`VARIANTS` says (without registration) for comparison. Hard negatives: pairs of distinct pictures whose vectors
 are as close as copies are (cosine >= :data:`HARD_COS`).
 
 Usage: ``python bench/edits.py`` (or ``make bench ARGS="--only edits"``).
@@ -16,6 +16,8 @@ from pathlib import Path
 #: (source, n, seeds): Tux Paint has ~800 pictures, so its sets are small: three seeds
 SETS = (("fmnist", 3000, (101, 102)), ("stamps", 5000, (101, 102, 103)))
 HARD_COS = 0.9
+#: the defaults, and the same without the step the comparison isolates
+VARIANTS = (("default", {}), ("no registration", dict(dup_register_k=0)))
 
 
 def _pairs_in_groups(g):
@@ -63,14 +65,12 @@ def run(root: Path) -> dict:
 
     out = {}
     for source, n, seeds in SETS:
-        agg = {"default": collections.defaultdict(lambda: [0, 0]),
-               "no pixel candidates": collections.defaultdict(lambda: [0, 0])}
+        agg = {label: collections.defaultdict(lambda: [0, 0]) for label, _ in VARIANTS}
         tot = {k: dict(pred=0, false=0, hard=0, merged=0) for k in agg}
         for seed in seeds:
             folder = build_set(root / f"edits-{source}-n{n}-s{seed}", source=source, n=n,
                                seed=seed, dup_edits="all", strength=(0.0, 1.0), dups=0.08)
-            for label, params in (("default", {}),
-                                  ("no pixel candidates", dict(dup_pixel_candidates=False))):
+            for label, params in VARIANTS:
                 r = run_set(folder, **params)
                 for k, (f, t) in r["kinds"].items():
                     agg[label][k][0] += f
@@ -85,13 +85,14 @@ def run(root: Path) -> dict:
 def table(res: dict) -> str:
     lines = []
     for source, r in res.items():
-        d, o = r["kinds"]["default"], r["kinds"]["no pixel candidates"]
-        td, to = r["totals"]["default"], r["totals"]["no pixel candidates"]
+        other = VARIANTS[1][0]
+        d, o = r["kinds"]["default"], r["kinds"][other]
+        td, to = r["totals"]["default"], r["totals"][other]
         found = sum(f for f, _ in d.values())
         total = sum(t for _, t in d.values())
         found_o = sum(f for f, _ in o.values())
         lines.append(f"### {source} (n={r['n']} per set, seeds {', '.join(map(str, r['seeds']))})\n")
-        lines.append("| edit | copies | found (defaults) | found (no pixel candidates) |")
+        lines.append(f"| edit | copies | found (defaults) | found ({other}) |")
         lines.append("|---|---|---|---|")
         for k in sorted(d):
             f, t = d[k]
@@ -103,7 +104,7 @@ def table(res: dict) -> str:
             return (t["pred"] - t["false"]) / max(t["pred"], 1)
 
         lines.append(f"\nPairs inside groups: {td['pred']} ({td['false']} false, precision "
-                     f"{prec(td):.3f}); without pixel candidates {to['pred']} ({to['false']} "
+                     f"{prec(td):.3f}); {other}: {to['pred']} ({to['false']} "
                      f"false, precision {prec(to):.3f}). Hard negatives (distinct pictures "
                      f"with cosine >= {HARD_COS}): {td['hard']}, of which {td['merged']} put "
                      f"in one group.\n")

@@ -17,10 +17,10 @@ from conftest import make_bench
 from visual_curation.core.analyzers import REGISTRY
 from visual_curation.core.analyzers.base import AnalysisInput
 
-#: the edits the check is built to accept (rotations, shifts, off-centre crops and overlaid
-#: text are not among them yet: bench/RESULTS.md, section edits, reports their recall)
+#: the edits the check is built to accept (overlaid text and logos are not among them yet:
+#: bench/RESULTS.md, section edits, reports their recall)
 HANDLED = ("exact", "jpeg", "webp", "resize", "crop", "bright", "gamma", "colour", "grayscale",
-           "blur", "sharpen", "noise", "aspect", "border")
+           "blur", "sharpen", "noise", "aspect", "border", "rotate", "shift", "offset_crop")
 
 
 def _run(folder, **params):
@@ -60,6 +60,21 @@ def test_copies_after_everyday_edits_are_found_and_distinct_pictures_kept_apart(
             assert np.mean(v) >= 0.75, (kind, per_kind)
     else:   # ~3 per kind; clip art's sharp colour edges make the colour residual strict
         assert np.mean(total) >= 0.8, per_kind
+
+
+def test_moved_turned_and_off_centre_copies_are_found_by_registration(tmp_root):
+    """Copies shifted, rotated or cropped off centre fail the centred crop search; the
+    registration step finds them, and without it (``dup_register_k=0``) they are lost."""
+    folder = make_bench(tmp_root / "edits-geometric-31", "fmnist", n=700, seed=31, dups=0.05,
+                        dup_edits=("rotate", "shift", "offset_crop"), strength=(0.0, 1.0))
+    m, found, res = _run(folder)
+    per_kind = {k: f"{sum(v)}/{len(v)}" for k, v in found.items()}
+    assert m["dup_precision"] >= 0.95, m
+    for kind, v in found.items():
+        assert np.mean(v) >= 0.8, (kind, per_kind)
+    assert res.summary["registered"] > 0
+    _, off, _ = _run(folder, dup_register_k=0)
+    assert np.mean([x for v in off.values() for x in v]) <= 0.3, off
 
 
 def _noisy_copy(src, dst, sigma, seed=0):
@@ -164,3 +179,45 @@ def test_verified_chains_become_stars_around_a_centre():
     # a pair stays a pair; separate groups stay apart
     assert sorted(star_groups([(5, 9), (7, 8)], refuse)) == [(5, 9), (7, 8)]
     assert star_groups([], refuse) == []
+
+
+def test_registration_keeps_everyday_motions_only_and_scales_between_sizes():
+    """:func:`plausible` accepts small turns, shifts and crops and refuses what no everyday
+    edit does; a motion found on thumbnails, scaled, is the motion at the larger size."""
+    import cv2
+
+    from visual_curation.core.analyzers.dup_register import plausible, scaled
+
+    def turn(deg, side, shift=(0.0, 0.0), scale=1.0):
+        c = (side - 1) / 2
+        W = cv2.getRotationMatrix2D((c, c), deg, scale).astype(np.float32)
+        W[:, 2] += shift
+        return W
+
+    assert plausible(turn(4, 32), 32) and plausible(turn(-3, 32, (3, -2), 0.9), 32)
+    assert not plausible(turn(25, 32), 32)                 # a turn, not a copy
+    assert not plausible(turn(0, 32, (12, 0)), 32)         # most of the picture gone
+    assert not plausible(turn(0, 32, scale=0.5), 32)
+    sheared = np.array([[1, 0.4, 0], [0, 1, 0]], np.float32)
+    assert not plausible(sheared, 32)
+
+    shapes = np.zeros((256, 256), np.float32)
+    cv2.ellipse(shapes, (110, 120), (60, 35), 20, 0, 360, 1.0, -1)
+    cv2.rectangle(shapes, (150, 40), (210, 90), 0.6, -1)
+    cv2.circle(shapes, (70, 200), 25, 0.3, -1)
+    big = cv2.GaussianBlur(shapes, (0, 0), 3)
+    W256 = turn(3, 256, (9, -6))
+    moved = cv2.warpAffine(big, W256, (256, 256), flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REFLECT)
+
+    def find(side):          # the motion from ``big``'s pixels to ``moved``'s at ``side``
+        a = cv2.resize(big, (side, side), interpolation=cv2.INTER_AREA)
+        b = cv2.resize(moved, (side, side), interpolation=cv2.INTER_AREA)
+        crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+        return cv2.findTransformECC(a, b, np.eye(2, 3, dtype=np.float32), cv2.MOTION_AFFINE,
+                                    crit, None, 1)[1]
+
+    w32, w128 = find(32), find(128)
+    truth = cv2.invertAffineTransform(W256)
+    assert np.allclose(scaled(w32, 32, 128), w128, atol=0.5), (scaled(w32, 32, 128), w128)
+    assert np.allclose(scaled(w128, 128, 256), truth, atol=0.5), (scaled(w128, 128, 256), truth)

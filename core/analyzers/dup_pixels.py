@@ -163,10 +163,6 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     """Stage-2 measures at the best refined alignment (crop on one side only): the 99th
     percentile of the residual after one common gain, per colour channel, or on luminance when
     either image has no colour (:data:`GRAY_CHROMA`), in units of the luminance SD."""
-    import cv2
-
-    from .quality import percentile
-
     seen = {}
 
     def aligned(side, m):            # each crop of each image resized once per pair
@@ -185,16 +181,37 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     best = None
     for ma, mb in dict.fromkeys(cands):
         (a, la), (b, lb) = aligned(0, ma), aligned(1, mb)
-        if gray:
-            a, b = la[:, :, None], lb[:, :, None]
-        gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
-        res = np.abs(b - gain * a).max(axis=2) / max(la.std(), lb.std(), 1.0)
-        r99 = percentile(res.ravel(), 99)
+        r99 = residual(a, b, la, lb, gray)
         if best is None or r99 < best[0]:
             best = (r99, la, lb)
     r99, la, lb = best
-    sa = cv2.Laplacian(la, cv2.CV_32F).std() / (la.std() + 1e-6)
-    sb = cv2.Laplacian(lb, cv2.CV_32F).std() / (lb.std() + 1e-6)
+    return measures(r99, la, lb)
+
+
+def residual(a, b, la, lb, gray, mask=None) -> float:
+    """99th percentile of the residual of ``b`` after one common gain on ``a`` (colour images
+    and their luminance ``la``/``lb``; luminance only when ``gray``), in units of the larger
+    luminance SD; over ``mask`` (bool, the pixels both images show) when given."""
+    from .quality import percentile
+
+    if gray:
+        a, b = la[:, :, None], lb[:, :, None]
+    if mask is not None:
+        a, b, la, lb = a[mask], b[mask], la[mask], lb[mask]
+    gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
+    res = np.abs(b - gain * a).max(axis=-1) / max(la.std(), lb.std(), 1.0)
+    return percentile(res.ravel(), 99)
+
+
+def measures(r99, la, lb, mask=None) -> dict:
+    """Stage-2 measures of two aligned luminance images: the residual ``r99`` and the
+    brightness, contrast and sharpness ratios (over ``mask`` when given)."""
+    import cv2
+
+    sa, sb = cv2.Laplacian(la, cv2.CV_32F), cv2.Laplacian(lb, cv2.CV_32F)
+    if mask is not None:
+        la, lb, sa, sb = la[mask], lb[mask], sa[mask], sb[mask]
+    sa, sb = sa.std() / (la.std() + 1e-6), sb.std() / (lb.std() + 1e-6)
 
     def ratio(x, y):
         return float(min(x, y) / max(x, y, 1e-6))

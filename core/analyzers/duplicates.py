@@ -25,12 +25,22 @@ pixels.
    measured on the planted defects: ratios 0.02-0.14) are quality issues, not duplicates.
    Tolerated (bench/RESULTS.md, section edits, kind by kind): re-encoding, resize, centred
    crop <= ``dup_max_crop``, borders, aspect changes, brightness, gamma, tint and saturation,
-   grayscale, mild blur and sharpening, sensor noise. Not yet: rotations, shifts and
-   off-centre crops (no alignment search beyond centred crops), captions and logos drawn over
+   grayscale, mild blur and sharpening, sensor noise. Not yet: captions and logos drawn over
    the picture (the residual rule cannot tell them from a colour variant's local change), and
    contrast changes beyond ~25 % (Tux Paint has distinct stamps that are exactly such a change
    of one another).
-5. Verified pairs are regrouped as **stars** (:func:`~.dup_pixels.star_groups`): the member
+5. **Registration** (:mod:`.dup_register`): pairs that fail the centred check and are among
+   the ``dup_register_k`` closest candidates (by embedding) of one of their items get an
+   affine motion estimated by ECC on the thumbnails (shifts, turns up to 15 degrees,
+   off-centre crops, aspect changes). Where the motion is an everyday one, the pair is judged
+   again where both images overlap: grey correlation >= ``dup_min_corr``, fine-detail
+   correlation >= ``dup_register_min_detail``, then stage 2 with the motion refined at
+   128 pixels and the warp done at 256 (so interpolation does not count as a difference),
+   residual <= ``dup_register_max_residual`` (stricter than ``dup_max_residual``: six
+   parameters were fitted to the pair) and the same residual over the drawn part of the
+   picture (the foreground) <= ``dup_max_residual``, so one small drawing on a plain canvas
+   is not mapped onto another.
+6. Verified pairs are regrouped as **stars** (:func:`~.dup_pixels.star_groups`): the member
    with the most verified partners is a group's centre and every member must pass both stages
    against the centre itself, so a chain of plain pictures each within tolerance of the next
    (thousands of Fashion-MNIST trousers) is not one group. Then these pairs and the hash groups
@@ -47,9 +57,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import pixels
-from .dup_pixels import (PRE_CORR, PRE_DETAIL, THUMB, best_alignment, candidate_pairs,
-                         crop_thumbs, detail, fine_check, keep_stats, near_passes,
-                         pixel_candidates, signature, star_groups)
+from .dup_pixels import candidate_pairs, keep_stats
+from .dup_verify import pixel_verify
 from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
                    IssueSpec, jsonable, report)
 
@@ -128,6 +137,9 @@ class DuplicatesAnalyzer(Analyzer):
         dup_pixel_candidates=True,
         dup_pixel_k=5,
         dup_pixel_min_corr=0.9,
+        dup_register_k=1,
+        dup_register_min_detail=0.8,
+        dup_register_max_residual=0.2,
     )
     param_help = dict(
         dup_k="nearest neighbours proposed as candidates",
@@ -145,6 +157,11 @@ class DuplicatesAnalyzer(Analyzer):
         dup_pixel_candidates="also propose pairs from the pixels (every image is read)",
         dup_pixel_k="most similar low-pass thumbnails proposed per image",
         dup_pixel_min_corr="low-pass thumbnail correlation a pixel candidate needs",
+        dup_register_k="closest candidates per item registered (shift, turn, off-centre "
+                       "crop) when the centred check fails; 0: none",
+        dup_register_min_detail="fine-detail correlation a registered pair needs",
+        dup_register_max_residual="colour residual a registered pair may keep (stricter: the "
+                                  "motion was fitted to the pair)",
     )
 
     def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
@@ -178,11 +195,12 @@ class DuplicatesAnalyzer(Analyzer):
         if not use_pixels:
             verified = [tuple(x) for x in pairs]
         elif len(pairs) or everyone:
-            verified, stats, errors = self._pixel_verify(
+            verified, stats, errors = pixel_verify(
                 inp, pairs, p, progress, extra=np.arange(n) if everyone else None)
             verified += self._vector_fallback(inp, pairs, errors, min_sim, p, summary)
-            summary["pixel_candidates"] = int((inp.shared.dup_decoded or {}).get(
-                "pixel_pairs", 0))
+            got = inp.shared.dup_decoded or {}
+            summary.update(pixel_candidates=int(got.get("pixel_pairs", 0)),
+                           registered=int(got.get("registered", 0)))
         for a, b in verified:
             uf.union(int(a), int(b))
         summary.update(verified_pairs=len(verified), hash_pairs=n_hash_pairs,
@@ -238,152 +256,6 @@ class DuplicatesAnalyzer(Analyzer):
         summary.update(vector_only_items=int(bad.sum()), vector_only_pairs=len(keep))
         return keep
 
-    @staticmethod
-    def _keep_signatures(inp, sigs, exact):
-        """Exact full thumbnails of the images decoded here, for the run to store (see
-        :class:`~visual_curation.core.store.PixelSignatures`)."""
-        inp.shared.dup_signatures = {i: (sigs[i][0][0], sigs[i][1])
-                                            for i in sorted(exact) if i in sigs}
-
-    def _pixel_verify(self, inp, pairs, p, progress, cached=None, extra=None, pool=None):
-        """Stages 1 and 2 on the candidate ``pairs``.
-
-        ``cached`` (incremental runs): ``{item: (full thumbnail, keep stats)}`` kept by the
-        earlier run for items not to decode. Their crops are approximated from the thumbnail;
-        an item is decoded after all when, for some pair, one of its approximate crops comes
-        within ``PRE_CORR`` / ``PRE_DETAIL`` of passing stage 1 (margins the approximation
-        never came near on the benchmark sets). The others enter stage 1 uncropped, with
-        their exact full thumbnail.
-
-        ``extra``: rows to read even outside ``pairs``, which also propose pairs from their
-        pixels (:func:`~.dup_pixels.pixel_pairs`) among themselves and ``pool`` (incremental
-        runs: ``{row: (full thumbnail, keep stats)}`` of every earlier image kept)."""
-        step = float(p["dup_crop_step"])
-        crops = [i * step for i in range(int(round(float(p["dup_max_crop"]) / step)) + 1)]
-        need = np.unique(pairs.ravel())
-        if extra is not None:
-            need = np.union1d(need, np.asarray(extra, np.int64))
-        cached = {int(i): cached[int(i)] for i in need if int(i) in (cached or {})}
-        # when quality runs next on the same input, measure it from this decode as well
-        from .quality import pixel_stats
-
-        side = int(inp.settings("quality")["quality_max_side"])
-        share = "quality" in inp.planned
-
-        def fn(rgb):
-            return signature(rgb, crops), (pixel_stats(rgb, side) if share else None)
-
-        read = [int(i) for i in need if int(i) not in cached]
-        both, errors = pixels.map_items(fn, read, inp.filepaths, inp.boxes, progress=progress,
-                                         span=(0.02, 0.8), msg="image signatures")
-        sigs = {i: v[0] for i, v in both.items()}
-        if share:
-            inp.shared.pixel_stats[side] = {i: v[1] for i, v in both.items()}
-        del both
-        for i, (g0, st) in cached.items():   # only the full thumbnail is known
-            sigs[i] = (np.asarray(g0, np.float16), st)
-        n_pix = 0
-        if extra is not None:
-            more = pixel_candidates(sigs, pool or {}, [int(i) for i in extra if int(i) in sigs],
-                                    int(p["dup_pixel_k"]), float(p["dup_pixel_min_corr"]))
-            if more:
-                for i in {x for e in more for x in e if x not in sigs}:   # from the pool
-                    sigs[i] = (np.asarray(pool[i][0], np.float16), pool[i][1])
-                    cached[i] = pool[i]
-                n0 = len(pairs)
-                pairs = np.unique(np.concatenate([pairs.reshape(-1, 2),
-                                                  np.array(more, np.int64)]), axis=0)
-                n_pix = len(pairs) - n0
-        inp.shared.dup_decoded = dict(decoded=len(read), from_store=len(cached),
-                                      decoded_after_all=0, pixel_pairs=n_pix)
-        have = np.zeros(len(inp), bool)
-        have[list(sigs)] = True
-        ok = have[pairs[:, 0]] & have[pairs[:, 1]]
-        pairs = pairs[ok]
-        exact = set(read)
-        if not len(pairs):
-            self._keep_signatures(inp, sigs, exact)
-            return [], {i: s[1] for i, s in sigs.items()}, errors
-        order = sorted(sigs)
-        pos = np.full(len(inp), -1, np.int64)
-        pos[order] = np.arange(len(order))
-        G0 = np.stack([sigs[i][0][0] if sigs[i][0].ndim == 2 else sigs[i][0] for i in order])
-        with_crops = [i for i in order if sigs[i][0].ndim == 2]
-        cpos = np.full(len(order), -1, np.int64)
-        cpos[pos[with_crops]] = np.arange(len(with_crops))
-        GC = np.stack([sigs[i][0] for i in with_crops]) if with_crops else \
-            np.zeros((0, len(crops), THUMB * THUMB), np.float16)   # (M', crops, T*T) float16
-        stats = {i: s[1] for i, s in sigs.items()}
-        if cached:
-            pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
-            approx = cpos < 0
-            redo = near_passes(G0, pa, pb, approx, crops, PRE_CORR, PRE_DETAIL)
-            more, errs = pixels.map_items(lambda rgb: signature(rgb, crops),
-                                           [order[j] for j in redo], inp.filepaths, inp.boxes)
-            errors.update(errs)
-            if more:
-                got = sorted(more)
-                cpos[pos[got]] = len(GC) + np.arange(len(got))
-                GC = np.concatenate([GC, np.stack([more[i][0] for i in got])])
-                for i in got:
-                    G0[pos[i]] = more[i][0][0]
-                    stats[i] = more[i][1]
-                    sigs[i] = more[i]
-                    exact.add(i)
-            inp.shared.dup_decoded["decoded_after_all"] = len(more)
-        self._keep_signatures(inp, sigs, exact)
-        del sigs
-        cache = {}
-
-        def rgb(i):
-            if i not in cache:
-                if len(cache) > 256:
-                    cache.clear()
-                cache[i] = pixels.read_rgb(inp.filepaths[i], inp.boxes[i] if inp.boxes else None)
-            return cache[i]
-
-        def stages(pairs, report_to=None):
-            """Stage 1 then stage 2 on row ``pairs`` → the verified ones."""
-            pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
-            best_c, best_m, crop_b = best_alignment(G0, GC, cpos, pa, pb)
-            cand = np.flatnonzero(best_c >= float(p["dup_min_corr"]))
-            survivors = []
-            if len(cand):
-                cropped = np.where(crop_b[cand], pb[cand], pa[cand])
-                full = np.where(crop_b[cand], pa[cand], pb[cand])
-                mm = best_m[cand]
-                det = np.concatenate([
-                    np.einsum("pd,pd->p", detail(crop_thumbs(G0, GC, cpos, cropped[b:b + 8192],
-                                                              mm[b:b + 8192])),
-                              detail(G0[full[b:b + 8192]]))
-                    for b in range(0, len(cand), 8192)])
-                for j in cand[det >= float(p["dup_min_detail"])]:
-                    mi = crops[int(best_m[j])]
-                    survivors.append((int(pairs[j, 0]), int(pairs[j, 1]),
-                                      mi if not crop_b[j] else 0.0, mi if crop_b[j] else 0.0))
-            report(report_to, 0.85, "verifying candidates")
-            verified = []
-            for t, (a, b, ma, mb) in enumerate(survivors):
-                try:
-                    f = fine_check(rgb(a), rgb(b), ma, mb, step)
-                except Exception as e:  # noqa: BLE001 - file changed since stage 1
-                    errors.setdefault(a, str(e))
-                    continue
-                if (f["residual"] <= float(p["dup_max_residual"])
-                        and f["brightness"] >= float(p["dup_min_brightness_ratio"])
-                        and f["contrast"] >= float(p["dup_min_contrast_ratio"])
-                        and f["sharpness"] >= float(p["dup_min_sharpness_ratio"])):
-                    verified.append((a, b))
-                if t % 50 == 0:
-                    report(report_to, 0.85 + 0.15 * t / max(len(survivors), 1),
-                           "verifying candidates")
-            return verified
-
-        verified = stages(pairs, progress)
-        # a chain of verified pairs is not one picture: groups are stars around a centre
-        verified = star_groups(verified, lambda pr: stages(np.asarray(pr, np.int64)))
-        return verified, stats, errors
-
     def update(self, ctx: IncrementalInput, p: dict) -> None:
         """Candidates among each new item's nearest neighbours and exact copies by content
         hash, verified on pixels like a full run (earlier partners through the thumbnails the
@@ -434,7 +306,7 @@ class DuplicatesAnalyzer(Analyzer):
             partners = sorted({int(x) for x in pairs.ravel() if not is_new[x]})
             pool = stored(np.flatnonzero(~is_new)) if everyone else stored(partners)
             cached = {r: pool[r] for r in partners if r in pool}
-            verified, stats, errors = self._pixel_verify(
+            verified, stats, errors = pixel_verify(
                 inp, pairs, p, None, cached=cached,
                 extra=np.asarray(new, np.int64) if everyone else None,
                 pool=pool if everyone else None)

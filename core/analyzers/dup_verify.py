@@ -1,0 +1,216 @@
+"""Stages 1 and 2 of the duplicate check on candidate pairs (see :mod:`.duplicates`): the
+images are read once for their signatures, the candidates are compared at the best centred
+crop, the ones that fail are registered (:mod:`.dup_register`) where that may help, and the
+verified pairs are regrouped as stars."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import pixels
+from .base import report
+from .dup_pixels import (PRE_CORR, PRE_DETAIL, THUMB, best_alignment, crop_thumbs, detail,
+                         fine_check, near_passes, pixel_candidates, signature, star_groups)
+from .dup_register import closest_pairs, fine_check_warped, register
+
+
+def keep_signatures(inp, sigs, exact):
+    """Exact full thumbnails of the images decoded here, for the run to store (see
+    :class:`~visual_curation.core.store.PixelSignatures`)."""
+    inp.shared.dup_signatures = {i: (sigs[i][0][0], sigs[i][1])
+                                        for i in sorted(exact) if i in sigs}
+
+def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
+    """Stages 1 and 2 on the candidate ``pairs``.
+
+    ``cached`` (incremental runs): ``{item: (full thumbnail, keep stats)}`` kept by the
+    earlier run for items not to decode. Their crops are approximated from the thumbnail;
+    an item is decoded after all when, for some pair, one of its approximate crops comes
+    within ``PRE_CORR`` / ``PRE_DETAIL`` of passing stage 1 (margins the approximation
+    never came near on the benchmark sets). The others enter stage 1 uncropped, with
+    their exact full thumbnail.
+
+    ``extra``: rows to read even outside ``pairs``, which also propose pairs from their
+    pixels (:func:`~.dup_pixels.pixel_pairs`) among themselves and ``pool`` (incremental
+    runs: ``{row: (full thumbnail, keep stats)}`` of every earlier image kept)."""
+    step = float(p["dup_crop_step"])
+    crops = [i * step for i in range(int(round(float(p["dup_max_crop"]) / step)) + 1)]
+    need = np.unique(pairs.ravel())
+    if extra is not None:
+        need = np.union1d(need, np.asarray(extra, np.int64))
+    cached = {int(i): cached[int(i)] for i in need if int(i) in (cached or {})}
+    # when quality runs next on the same input, measure it from this decode as well
+    from .quality import pixel_stats
+
+    side = int(inp.settings("quality")["quality_max_side"])
+    share = "quality" in inp.planned
+
+    def fn(rgb):
+        return signature(rgb, crops), (pixel_stats(rgb, side) if share else None)
+
+    read = [int(i) for i in need if int(i) not in cached]
+    both, errors = pixels.map_items(fn, read, inp.filepaths, inp.boxes, progress=progress,
+                                     span=(0.02, 0.8), msg="image signatures")
+    sigs = {i: v[0] for i, v in both.items()}
+    if share:
+        inp.shared.pixel_stats[side] = {i: v[1] for i, v in both.items()}
+    del both
+    for i, (g0, st) in cached.items():   # only the full thumbnail is known
+        sigs[i] = (np.asarray(g0, np.float16), st)
+    n_pix = 0
+    if extra is not None:
+        more = pixel_candidates(sigs, pool or {}, [int(i) for i in extra if int(i) in sigs],
+                                int(p["dup_pixel_k"]), float(p["dup_pixel_min_corr"]))
+        if more:
+            for i in {x for e in more for x in e if x not in sigs}:   # from the pool
+                sigs[i] = (np.asarray(pool[i][0], np.float16), pool[i][1])
+                cached[i] = pool[i]
+            n0 = len(pairs)
+            pairs = np.unique(np.concatenate([pairs.reshape(-1, 2),
+                                              np.array(more, np.int64)]), axis=0)
+            n_pix = len(pairs) - n0
+    inp.shared.dup_decoded = dict(decoded=len(read), from_store=len(cached),
+                                  decoded_after_all=0, pixel_pairs=n_pix)
+    have = np.zeros(len(inp), bool)
+    have[list(sigs)] = True
+    ok = have[pairs[:, 0]] & have[pairs[:, 1]]
+    pairs = pairs[ok]
+    exact = set(read)
+    if not len(pairs):
+        keep_signatures(inp, sigs, exact)
+        return [], {i: s[1] for i, s in sigs.items()}, errors
+    order = sorted(sigs)
+    pos = np.full(len(inp), -1, np.int64)
+    pos[order] = np.arange(len(order))
+    G0 = np.stack([sigs[i][0][0] if sigs[i][0].ndim == 2 else sigs[i][0] for i in order])
+    with_crops = [i for i in order if sigs[i][0].ndim == 2]
+    cpos = np.full(len(order), -1, np.int64)
+    cpos[pos[with_crops]] = np.arange(len(with_crops))
+    GC = np.stack([sigs[i][0] for i in with_crops]) if with_crops else \
+        np.zeros((0, len(crops), THUMB * THUMB), np.float16)   # (M', crops, T*T) float16
+    stats = {i: s[1] for i, s in sigs.items()}
+    if cached:
+        pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
+        approx = cpos < 0
+        redo = near_passes(G0, pa, pb, approx, crops, PRE_CORR, PRE_DETAIL)
+        more, errs = pixels.map_items(lambda rgb: signature(rgb, crops),
+                                       [order[j] for j in redo], inp.filepaths, inp.boxes)
+        errors.update(errs)
+        if more:
+            got = sorted(more)
+            cpos[pos[got]] = len(GC) + np.arange(len(got))
+            GC = np.concatenate([GC, np.stack([more[i][0] for i in got])])
+            for i in got:
+                G0[pos[i]] = more[i][0][0]
+                stats[i] = more[i][1]
+                sigs[i] = more[i]
+                exact.add(i)
+        inp.shared.dup_decoded["decoded_after_all"] = len(more)
+    keep_signatures(inp, sigs, exact)
+    del sigs
+    cache = {}
+
+    def rgb(i):             # shared by the stage-2 threads: a lost entry is only re-read
+        x = cache.get(i)
+        if x is None:
+            if len(cache) > 256:
+                cache.clear()
+            x = cache[i] = pixels.read_rgb(inp.filepaths[i], inp.boxes[i] if inp.boxes else None)
+        return x
+
+    def stages(pairs, report_to=None, closest=closest_pairs):
+        """Stage 1 then stage 2 on row ``pairs`` → the verified ones; then registration of the
+        rest chosen by ``closest(pairs, cos, k)`` (a mask; see
+        :func:`.dup_register.closest_pairs`)."""
+        pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
+        best_c, best_m, crop_b = best_alignment(G0, GC, cpos, pa, pb)
+        cand = np.flatnonzero(best_c >= float(p["dup_min_corr"]))
+        survivors = []
+        if len(cand):
+            cropped = np.where(crop_b[cand], pb[cand], pa[cand])
+            full = np.where(crop_b[cand], pa[cand], pb[cand])
+            mm = best_m[cand]
+            det = np.concatenate([
+                np.einsum("pd,pd->p", detail(crop_thumbs(G0, GC, cpos, cropped[b:b + 8192],
+                                                          mm[b:b + 8192])),
+                          detail(G0[full[b:b + 8192]]))
+                for b in range(0, len(cand), 8192)])
+            for j in cand[det >= float(p["dup_min_detail"])]:
+                mi = crops[int(best_m[j])]
+                survivors.append((int(pairs[j, 0]), int(pairs[j, 1]),
+                                  (mi if not crop_b[j] else 0.0, mi if crop_b[j] else 0.0)))
+        report(report_to, 0.85, "verifying candidates")
+        verified = stage2(survivors, lambda a, b, m: fine_check(a, b, *m, step), report_to)
+        if int(p["dup_register_k"]) > 0 and len(pairs):
+            verified += registered(pairs, set(verified), closest)
+        return verified
+
+    def passes(f, p=p):
+        return (f["residual"] <= float(p["dup_max_residual"])
+                and f["brightness"] >= float(p["dup_min_brightness_ratio"])
+                and f["contrast"] >= float(p["dup_min_contrast_ratio"])
+                and f["sharpness"] >= float(p["dup_min_sharpness_ratio"])
+                and f.get("foreground", 0.0) <= float(p["dup_max_residual"]))
+
+    def stage2(survivors, check, report_to=None, rule=p):
+        """``check(rgb_a, rgb_b, how)`` on each survivor ``(a, b, how)`` → the pairs passing
+        (:func:`passes` with the parameters ``rule``)."""
+        def one(s):
+            try:
+                return check(rgb(s[0]), rgb(s[1]), s[2]), None
+            except Exception as e:  # noqa: BLE001 - file changed since stage 1
+                return None, str(e)
+
+        verified = []
+        # OpenCV, numpy and the decoders release the GIL: the CPUs share the pairs
+        with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 8))) as ex:
+            for t, ((a, b, _), (f, err)) in enumerate(zip(survivors, ex.map(one, survivors))):
+                if err is not None:
+                    errors.setdefault(a, err)
+                elif passes(f, rule):
+                    verified.append((a, b))
+                if t % 50 == 0:
+                    report(report_to, 0.85 + 0.15 * t / max(len(survivors), 1),
+                           "verifying candidates")
+        return verified
+
+    def registered(pairs, done, pick):
+        """Pairs not verified at a centred crop, registered (:func:`.dup_register.register`)
+        and checked again where both images overlap."""
+        rest = np.arange(len(pairs))
+        if done:
+            key = pairs[:, 0] * len(inp) + pairs[:, 1]
+            rest = rest[~np.isin(key, [min(a, b) * len(inp) + max(a, b) for a, b in done])]
+        if len(rest):
+            pr = pairs[rest]
+            cos = np.concatenate([np.einsum("pd,pd->p", *(np.asarray(inp.vectors[pr[b:b + 8192, k]],
+                                                                     np.float32) for k in (0, 1)))
+                                  for b in range(0, len(pr), 8192)])
+            rest = rest[pick(pairs[rest], cos, int(p["dup_register_k"]))]
+        if not len(rest):
+            return []
+        W, corr, det = register(G0, pos[pairs[rest, 0]], pos[pairs[rest, 1]])
+        ok = np.flatnonzero((corr >= float(p["dup_min_corr"]))
+                            & (det >= float(p["dup_register_min_detail"])))
+        got = inp.shared.dup_decoded
+        got["registered"] = got.get("registered", 0) + len(rest)
+        strict = dict(p, dup_max_residual=min(float(p["dup_max_residual"]),
+                                              float(p["dup_register_max_residual"])))
+        out = stage2([(int(pairs[rest[j], 0]), int(pairs[rest[j], 1]), W[j]) for j in ok],
+                     lambda a, b, w: fine_check_warped(a, b, w), rule=strict)
+        moved.update(x for e in out for x in e)
+        return out
+
+    moved = set()       # items verified with a partner only after registration
+    verified = stages(pairs, progress)
+
+    def with_moved(pr, cos, k):       # star checks: registration where a moved copy is involved
+        return np.isin(pr, sorted(moved)).any(axis=1)
+
+    # a chain of verified pairs is not one picture: groups are stars around a centre
+    verified = star_groups(verified, lambda pr: stages(np.asarray(pr, np.int64),
+                                                       closest=with_moved))
+    return verified, stats, errors
+
