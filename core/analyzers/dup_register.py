@@ -111,10 +111,19 @@ def register(G0, pa, pb, iters: int = 10, workers: int | None = None):
     def one(j):
         A = np.asarray(G0[pa[j]], np.float32).reshape(THUMB, THUMB)
         B = np.asarray(G0[pb[j]], np.float32).reshape(THUMB, THUMB)
-        W = np.eye(2, 3, dtype=np.float32)
-        try:
-            _, W = cv2.findTransformECC(A, B, W, cv2.MOTION_AFFINE, crit, None, 3)
-        except cv2.error:            # no convergence (flat images, nothing in common)
+        # ECC climbs from a start: the shift phase correlation finds, when it finds one
+        # (a shift of a few pixels is beyond ECC's reach on fine line art), else no motion
+        (dx, dy), _ = cv2.phaseCorrelate(A, B)
+        starts = [np.eye(2, 3, dtype=np.float32)]
+        if abs(dx) + abs(dy) > 1:
+            starts.insert(0, np.float32([[1, 0, dx], [0, 1, dy]]))
+        for W in starts:
+            try:
+                _, W = cv2.findTransformECC(A, B, W, cv2.MOTION_AFFINE, crit, None, 3)
+                break
+            except cv2.error:        # no convergence (flat images, nothing in common)
+                W = None
+        if W is None:
             return
         m = overlap(W, THUMB)
         if not plausible(W, THUMB) or m.mean() < LIMITS["overlap"]:
