@@ -69,6 +69,17 @@ def candidate_pairs(rows, ind, sim, min_sim):
     return pairs[pairs[:, 0] != pairs[:, 1]]
 
 
+def pair_cosines(vectors, pairs, block: int = 65536) -> np.ndarray:
+    """Cosine of the unit vectors of each row pair ``pairs`` (P, 2), read in blocks."""
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    out = np.empty(len(pairs), np.float32)
+    for b0 in range(0, len(pairs), block):
+        blk = pairs[b0:b0 + block]
+        out[b0:b0 + block] = np.einsum("pd,pd->p", np.asarray(vectors[blk[:, 0]], np.float32),
+                                       np.asarray(vectors[blk[:, 1]], np.float32))
+    return out
+
+
 def lowpass(G, factor: int = 2) -> np.ndarray:
     """Low-pass thumbnails ``(M, (T/factor)^2)``, normalised, of full thumbnails ``G`` (M, T*T):
     means of ``factor`` x ``factor`` blocks, which sensor noise, re-encoding, overlays of thin
@@ -188,10 +199,10 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     return measures(r99, la, lb)
 
 
-def residual(a, b, la, lb, gray, mask=None) -> float:
-    """99th percentile of the residual of ``b`` after one common gain on ``a`` (colour images
-    and their luminance ``la``/``lb``; luminance only when ``gray``), in units of the larger
-    luminance SD; over ``mask`` (bool, the pixels both images show) when given."""
+def residual(a, b, la, lb, gray, mask=None, q: float = 99) -> float:
+    """``q``-th percentile of the residual of ``b`` after one common gain on ``a`` (colour
+    images and their luminance ``la``/``lb``; luminance only when ``gray``), in units of the
+    larger luminance SD; over ``mask`` (bool, e.g. the pixels both images show) when given."""
     from .quality import percentile
 
     if gray:
@@ -200,7 +211,7 @@ def residual(a, b, la, lb, gray, mask=None) -> float:
         a, b, la, lb = a[mask], b[mask], la[mask], lb[mask]
     gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
     res = np.abs(b - gain * a).max(axis=-1) / max(la.std(), lb.std(), 1.0)
-    return percentile(res.ravel(), 99)
+    return percentile(res.ravel(), q)
 
 
 def measures(r99, la, lb, mask=None) -> dict:

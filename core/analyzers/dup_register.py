@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dup_pixels import FINE, LUMA, THUMB, chroma, GRAY_CHROMA, measures, residual
+from . import pixels
+from .dup_pixels import FINE, GRAY_CHROMA, LUMA, THUMB, chroma, measures, residual
 
 #: what a registration may do and still be an everyday edit: turn (degrees), scale (each
 #: axis), aspect change (ratio of the axis scales), shear (|cos| of the angle between the
@@ -93,13 +94,12 @@ def _ncc(x, y):
     return float((x * y).sum() / (np.sqrt((x * x).sum() * (y * y).sum()) + 1e-9))
 
 
-def register(G0, pa, pb, iters: int = 10, workers: int | None = None):
+def register(G0, pa, pb, iters: int = 10):
     """Affine registration of thumbnail pairs (rows ``pa``/``pb`` of ``G0``, (M, T*T)): for
     each pair the motion ``W`` (2x3, a's pixel to b's pixel at THUMB size) and the grey and
     fine-detail (Laplacian) correlations over the overlap. Pairs whose motion did not converge
     or is not an everyday edit (:func:`plausible`) get correlations of -1 and ``W`` None.
-    OpenCV releases the GIL, so ``workers`` threads (default: the CPU count) share the pairs."""
-    import os
+    OpenCV releases the GIL, so :data:`.pixels.WORKERS` threads share the pairs."""
     from concurrent.futures import ThreadPoolExecutor
 
     import cv2
@@ -137,9 +137,8 @@ def register(G0, pa, pb, iters: int = 10, workers: int | None = None):
         for j in js:
             one(j)
 
-    n_w = max(1, min(int(workers or os.cpu_count() or 1), 8))
-    parts = np.array_split(np.arange(len(pa)), n_w * 4)
-    with ThreadPoolExecutor(n_w) as ex:
+    parts = np.array_split(np.arange(len(pa)), pixels.WORKERS * 4)
+    with ThreadPoolExecutor(pixels.WORKERS) as ex:
         list(ex.map(chunk, parts))
     return Ws, corr, det
 
@@ -156,15 +155,14 @@ def scaled(W, src: int, dst: int) -> np.ndarray:
 
 def fine_check_warped(rgb_a, rgb_b, W) -> dict:
     """Stage-2 measures (see :func:`.dup_pixels.fine_check`) of a registered pair: the motion
-    ``W`` (found at THUMB size) refined on the luminance at :data:`REFINE` pixels, ``b`` warped into ``a``'s frame at
-    :data:`WARP` pixels and both averaged down to 64x64, compared where both show. Adds ``foreground``: the 95th percentile of the residual over the
-    pixels where either image differs from its own median by more than half its SD, in units
-    of their luminance SD there - a small drawing on a plain canvas (a glyph, a clip-art
-    stamp) barely moves the frame-wide percentile, and registration could otherwise map one
-    small drawing onto another."""
+    ``W`` (found at THUMB size) refined on the luminance at :data:`REFINE` pixels, ``b``
+    warped into ``a``'s frame at :data:`WARP` pixels and both averaged down to 64x64,
+    compared where both show. Adds ``foreground``: the 95th percentile of the residual over
+    the pixels where either image differs from its own median by more than half its SD, in
+    units of their luminance SD there - a small drawing on a plain canvas (a glyph, a
+    clip-art stamp) barely moves the frame-wide percentile, and registration could otherwise
+    map one small drawing onto another."""
     import cv2
-
-    from .quality import percentile
 
     def at(rgb, side):
         return cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -191,14 +189,5 @@ def fine_check_warped(rgb_a, rgb_b, W) -> dict:
     out = measures(residual(a, bw, la, lb, gray, mask=m), la, lb, mask=m)
     fg = m & ((np.abs(la - np.median(la[m])) > 0.5 * la[m].std())
               | (np.abs(lb - np.median(lb[m])) > 0.5 * lb[m].std()))
-    if fg.sum() >= 16:
-        if gray:
-            x, y = la[fg][:, None], lb[fg][:, None]
-        else:
-            x, y = a[fg], bw[fg]
-        gain = float((x * y).sum() / max((x * x).sum(), 1e-6))
-        res = np.abs(y - gain * x).max(axis=-1) / max(la[fg].std(), lb[fg].std(), 1.0)
-        out["foreground"] = percentile(res, 95)
-    else:
-        out["foreground"] = 0.0
+    out["foreground"] = residual(a, bw, la, lb, gray, mask=fg, q=95) if fg.sum() >= 16 else 0.0
     return out

@@ -4,7 +4,6 @@ crop, the ones that fail are registered (:mod:`.dup_register`) where that may he
 verified pairs are regrouped as stars."""
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,7 +11,8 @@ import numpy as np
 from . import pixels
 from .base import report
 from .dup_pixels import (PRE_CORR, PRE_DETAIL, THUMB, best_alignment, crop_thumbs, detail,
-                         fine_check, near_passes, pixel_candidates, signature, star_groups)
+                         fine_check, near_passes, pair_cosines, pixel_candidates, signature,
+                         star_groups)
 from .dup_register import closest_pairs, fine_check_warped, register
 
 
@@ -20,7 +20,8 @@ def keep_signatures(inp, sigs, exact):
     """Exact full thumbnails of the images decoded here, for the run to store (see
     :class:`~visual_curation.core.store.PixelSignatures`)."""
     inp.shared.dup_signatures = {i: (sigs[i][0][0], sigs[i][1])
-                                        for i in sorted(exact) if i in sigs}
+                                for i in sorted(exact) if i in sigs}
+
 
 def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
     """Stages 1 and 2 on the candidate ``pairs``.
@@ -147,16 +148,16 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
             verified += registered(pairs, set(verified), closest)
         return verified
 
-    def passes(f, p=p):
-        return (f["residual"] <= float(p["dup_max_residual"])
+    def passes(f, max_residual):
+        return (f["residual"] <= max_residual
+                and f.get("foreground", 0.0) <= max_residual
                 and f["brightness"] >= float(p["dup_min_brightness_ratio"])
                 and f["contrast"] >= float(p["dup_min_contrast_ratio"])
-                and f["sharpness"] >= float(p["dup_min_sharpness_ratio"])
-                and f.get("foreground", 0.0) <= float(p["dup_max_residual"]))
+                and f["sharpness"] >= float(p["dup_min_sharpness_ratio"]))
 
-    def stage2(survivors, check, report_to=None, rule=p):
+    def stage2(survivors, check, report_to=None, max_residual=float(p["dup_max_residual"])):
         """``check(rgb_a, rgb_b, how)`` on each survivor ``(a, b, how)`` → the pairs passing
-        (:func:`passes` with the parameters ``rule``)."""
+        (:func:`passes`: residuals up to ``max_residual``)."""
         def one(s):
             try:
                 return check(rgb(s[0]), rgb(s[1]), s[2]), None
@@ -164,12 +165,12 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
                 return None, str(e)
 
         verified = []
-        # OpenCV, numpy and the decoders release the GIL: the CPUs share the pairs
-        with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 8))) as ex:
+        # OpenCV, numpy and the decoders release the GIL: the threads share the pairs
+        with ThreadPoolExecutor(pixels.WORKERS) as ex:
             for t, ((a, b, _), (f, err)) in enumerate(zip(survivors, ex.map(one, survivors))):
                 if err is not None:
                     errors.setdefault(a, err)
-                elif passes(f, rule):
+                elif passes(f, max_residual):
                     verified.append((a, b))
                 if t % 50 == 0:
                     report(report_to, 0.85 + 0.15 * t / max(len(survivors), 1),
@@ -184,11 +185,8 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
             key = pairs[:, 0] * len(inp) + pairs[:, 1]
             rest = rest[~np.isin(key, [min(a, b) * len(inp) + max(a, b) for a, b in done])]
         if len(rest):
-            pr = pairs[rest]
-            cos = np.concatenate([np.einsum("pd,pd->p", *(np.asarray(inp.vectors[pr[b:b + 8192, k]],
-                                                                     np.float32) for k in (0, 1)))
-                                  for b in range(0, len(pr), 8192)])
-            rest = rest[pick(pairs[rest], cos, int(p["dup_register_k"]))]
+            rest = rest[pick(pairs[rest], pair_cosines(inp.vectors, pairs[rest]),
+                             int(p["dup_register_k"]))]
         if not len(rest):
             return []
         W, corr, det = register(G0, pos[pairs[rest, 0]], pos[pairs[rest, 1]])
@@ -196,10 +194,9 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
                             & (det >= float(p["dup_register_min_detail"])))
         got = inp.shared.dup_decoded
         got["registered"] = got.get("registered", 0) + len(rest)
-        strict = dict(p, dup_max_residual=min(float(p["dup_max_residual"]),
-                                              float(p["dup_register_max_residual"])))
+        strict = min(float(p["dup_max_residual"]), float(p["dup_register_max_residual"]))
         out = stage2([(int(pairs[rest[j], 0]), int(pairs[rest[j], 1]), W[j]) for j in ok],
-                     lambda a, b, w: fine_check_warped(a, b, w), rule=strict)
+                     lambda a, b, w: fine_check_warped(a, b, w), max_residual=strict)
         moved.update(x for e in out for x in e)
         return out
 

@@ -37,9 +37,9 @@ pixels.
    correlation >= ``dup_register_min_detail``, then stage 2 with the motion refined at
    128 pixels and the warp done at 256 (so interpolation does not count as a difference),
    residual <= ``dup_register_max_residual`` (stricter than ``dup_max_residual``: six
-   parameters were fitted to the pair) and the same residual over the drawn part of the
-   picture (the foreground) <= ``dup_max_residual``, so one small drawing on a plain canvas
-   is not mapped onto another.
+   parameters were fitted to the pair), over the whole overlap and over the drawn part of
+   the picture (the foreground), so one small drawing on a plain canvas is not mapped onto
+   another.
 6. Verified pairs are regrouped as **stars** (:func:`~.dup_pixels.star_groups`): the member
    with the most verified partners is a group's centre and every member must pass both stages
    against the centre itself, so a chain of plain pictures each within tolerance of the next
@@ -57,7 +57,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import pixels
-from .dup_pixels import candidate_pairs, keep_stats
+from .dup_pixels import candidate_pairs, keep_stats, pair_cosines
 from .dup_verify import pixel_verify
 from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, IncrementalInput,
                    IssueSpec, jsonable, report)
@@ -245,12 +245,7 @@ class DuplicatesAnalyzer(Analyzer):
         bad[list(errors)] = True
         fb = pairs[bad[pairs[:, 0]] | bad[pairs[:, 1]]]
         strict = max(float(min_sim), float(p["dup_vector_only_sim"]))
-        keep = []
-        for b0 in range(0, len(fb), 65536):
-            blk = fb[b0:b0 + 65536]
-            cos = np.einsum("pd,pd->p", np.asarray(inp.vectors[blk[:, 0]], np.float32),
-                            np.asarray(inp.vectors[blk[:, 1]], np.float32))
-            keep += [(int(a), int(b)) for a, b in blk[cos >= strict]]
+        keep = [(int(a), int(b)) for a, b in fb[pair_cosines(inp.vectors, fb) >= strict]]
         for i in errors:
             errors[i] = f"{errors[i]} (duplicates judged from the vectors alone)"
         summary.update(vector_only_items=int(bad.sum()), vector_only_pairs=len(keep))
