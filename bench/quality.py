@@ -33,7 +33,8 @@ def build(root: Path, source: str, n: int, seed: int, **kw) -> Path:
     more :func:`~tools.planted_sets.build_set` options."""
     from tools.planted_sets import build_set
 
-    extra = "".join(f"-{k}{v}" for k, v in sorted(kw.items()))
+    extra = "".join(f"-{k}{'_'.join(map(str, v)) if isinstance(v, tuple) else v}"
+                    for k, v in sorted(kw.items()))
     return build_set(root / f"{source}-n{n}-s{seed}{extra}", source=source, n=n, seed=seed, **kw)
 
 

@@ -81,18 +81,45 @@ def section_video(quick):
         "compared; the ceiling is OpenCV grabbing every frame of the same file.\n\n" + body)
 
 
+#: the seed of this run's planted sets (``--seed``; drawn at random when not given)
+SEED = None
+
+
+def run_seed() -> int:
+    global SEED
+    if SEED is None:
+        import random
+
+        SEED = random.SystemRandom().randrange(1, 100000)
+    return SEED
+
+
+def strengths(seed: int) -> tuple:
+    """This run's range of near-duplicate edit strengths, drawn from ``seed``: low in [0.05,
+    0.5], high in [low + 0.2, 1]."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lo = float(rng.uniform(0.05, 0.5))
+    return round(lo, 2), round(float(rng.uniform(lo + 0.2, 1.0)), 2)
+
+
 def section_quality(quick):
-    """Our analyzers vs the peers on planted_sets fmnist 5000 seed 0 and stamps seed 0, with the
-    same EfficientNet-Lite0 vectors for every method, default settings."""
+    """Our analyzers vs the peers on planted_sets fmnist 5000 and stamps, built with this run's
+    seed and edit strengths, the same EfficientNet-Lite0 vectors for every method, default
+    settings; then the duplicate check edit kind by edit kind on sets built from the same seed."""
+    import edits
     import metrics
     import peers
     import quality
 
+    seed = run_seed()
+    lo, hi = strengths(seed)
     subprocess.run(["bash", str(BENCH / "peers_env.sh")], check=True)
     sets = [("fmnist", 2000 if quick else 5000), ("stamps", 5000)]
     ours, theirs, timing, anomaly = {}, {}, [], {}
     for source, n in sets:
-        d = quality.build(WORK, source, n, 0)
+        d = quality.build(WORK, source, n, seed, strength=(lo, hi))
         t = time.perf_counter()
         inp, names, truth = quality.load_input(d)
         t_vec = time.perf_counter() - t
@@ -110,7 +137,11 @@ def section_quality(quick):
                       f"{ps.get('brain_uniqueness', float('nan')):.1f} | "
                       f"{ps.get('fastdup', float('nan')):.1f} | "
                       f"{ps.get('cleanvision', float('nan')):.1f} |")
-    body = ("Same images, same EfficientNet-Lite0 ImageNet vectors (bench/effnet.py) for every "
+    per_kind = edits.table(edits.run(WORK, edits.seeded_sets(seed), variants=edits.VARIANTS[:1]))
+    body = (f"**Seed {seed}** (sets built by `tools/planted_sets.py` with this seed; "
+            f"near-duplicate edit strengths uniform in [{lo:.2f}, {hi:.2f}], drawn from the "
+            f"seed; re-run with `make bench ARGS=\"--only quality --seed {seed}\"`).\n\n"
+            "Same images, same EfficientNet-Lite0 ImageNet vectors (bench/effnet.py) for every "
             "method that takes vectors; fastdup also with its own model; cleanvision on the "
             "pixels. Visual Curation at default settings; peers at their best threshold where "
             "they have one (pair-level F1 for their duplicates, as they report pairs; our "
@@ -121,12 +152,14 @@ def section_quality(quick):
             "Curation: all six analyses | Brain near-dups | Brain uniqueness | fastdup (own "
             "model, incl. features) | cleanvision |\n|---|---|---|---|---|---|---|\n"
             + "\n".join(timing)
-            + "\n\n### Anomalies without labels (seed 0)\n\nAUROC on the planted foreign "
+            + f"\n\n### Anomalies without labels (seed {seed})\n\nAUROC on the planted foreign "
             "images (the other source's images, given a class of this one), no label field: "
             "`anomaly` at its defaults against scikit-learn LocalOutlierFactor (n_neighbors=20) "
             "and IsolationForest (random_state=0) on the same vectors; flags at confidence 0.5, "
             "and how many planted blur/dark/bright images were flagged.\n\n"
-            + quality.anomaly_table(anomaly))
+            + quality.anomaly_table(anomaly)
+            + f"\n\n### Near-duplicates edit by edit (seeds derived from {seed})\n\n"
+            + per_kind.replace("\n### ", "\n#### "))
     return "Quality against the peers", body
 
 
@@ -327,7 +360,12 @@ def main():
     ap.add_argument("--only", default=None, help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(BENCH / "RESULTS.md"))
+    ap.add_argument("--seed", type=int, default=None,
+                    help="seed of the planted sets of the quality section (default: drawn at "
+                         "random, stated in the results)")
     a = ap.parse_args()
+    global SEED
+    SEED = a.seed
     names = a.only.split(",") if a.only else list(SECTIONS)
     WORK.mkdir(parents=True, exist_ok=True)
     out = Path(a.out)
