@@ -172,8 +172,9 @@ def chroma(rgb) -> float:
 
 def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     """Stage-2 measures at the best refined alignment (crop on one side only): the 99th
-    percentile of the residual after one common gain, per colour channel, or on luminance when
-    either image has no colour (:data:`GRAY_CHROMA`), in units of the luminance SD."""
+    percentile of the residual after a tone map fitted per colour channel (:func:`residual`),
+    or on luminance when either image has no colour (:data:`GRAY_CHROMA`), in units of the
+    luminance SD; and the same over the drawn part (:func:`foreground_residual`)."""
     seen = {}
 
     def aligned(side, m):            # each crop of each image resized once per pair
@@ -194,24 +195,49 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
         (a, la), (b, lb) = aligned(0, ma), aligned(1, mb)
         r99 = residual(a, b, la, lb, gray)
         if best is None or r99 < best[0]:
-            best = (r99, la, lb)
-    r99, la, lb = best
-    return measures(r99, la, lb)
+            best = (r99, a, b, la, lb)
+    r99, a, b, la, lb = best
+    out = measures(r99, la, lb)
+    out["foreground"] = foreground_residual(a, b, la, lb, gray)
+    return out
 
 
 def residual(a, b, la, lb, gray, mask=None, q: float = 99) -> float:
-    """``q``-th percentile of the residual of ``b`` after one common gain on ``a`` (colour
-    images and their luminance ``la``/``lb``; luminance only when ``gray``), in units of the
-    larger luminance SD; over ``mask`` (bool, e.g. the pixels both images show) when given."""
+    """``q``-th percentile of the residual of ``b`` after a tone map of ``a`` fitted per
+    colour channel (least squares, gain >= 0 and offset: brightness, contrast, tint and
+    channel gains are such maps; a recoloured part of a picture is not, as the rest keeps its
+    colours), on colour images and their luminance ``la``/``lb`` (luminance only when
+    ``gray``), in units of the larger luminance SD; over ``mask`` (bool, e.g. the pixels both
+    images show) when given."""
     from .quality import percentile
 
     if gray:
         a, b = la[:, :, None], lb[:, :, None]
     if mask is not None:
         a, b, la, lb = a[mask], b[mask], la[mask], lb[mask]
-    gain = float((a * b).sum() / max((a * a).sum(), 1e-6))
-    res = np.abs(b - gain * a).max(axis=-1) / max(la.std(), lb.std(), 1.0)
-    return percentile(res.ravel(), q)
+    A = a.reshape(-1, a.shape[-1]).astype(np.float64)
+    B = b.reshape(-1, b.shape[-1]).astype(np.float64)
+    A = A - A.mean(axis=0)
+    mb = B.mean(axis=0)
+    gain = np.maximum((A * (B - mb)).sum(axis=0) / np.maximum((A * A).sum(axis=0), 1e-6), 0.0)
+    res = np.abs(B - (A * gain + mb)).max(axis=-1) / max(la.std(), lb.std(), 1.0)
+    return percentile(res, q)
+
+
+def foreground(la, lb, mask=None):
+    """The drawn part of two aligned luminance images: pixels (of ``mask``, when given) where
+    either differs from its own median by more than half its SD."""
+    m = np.ones(la.shape, bool) if mask is None else mask
+    return m & ((np.abs(la - np.median(la[m])) > 0.5 * la[m].std())
+                | (np.abs(lb - np.median(lb[m])) > 0.5 * lb[m].std()))
+
+
+def foreground_residual(a, b, la, lb, gray, mask=None) -> float:
+    """95th percentile of the residual (:func:`residual`) over the :func:`foreground`: a small
+    drawing on a plain canvas (a glyph, a clip-art stamp) barely moves the frame-wide
+    percentile; 0 where fewer than 16 pixels are drawn."""
+    fg = foreground(la, lb, mask)
+    return residual(a, b, la, lb, gray, mask=fg, q=95) if fg.sum() >= 16 else 0.0
 
 
 def measures(r99, la, lb, mask=None) -> dict:

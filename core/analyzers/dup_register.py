@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import pixels
-from .dup_pixels import FINE, GRAY_CHROMA, LUMA, THUMB, chroma, measures, residual
+from .dup_pixels import (FINE, GRAY_CHROMA, LUMA, THUMB, chroma, foreground_residual, measures,
+                         residual)
 
 #: what a registration may do and still be an everyday edit: turn (degrees), scale (each
 #: axis), aspect change (ratio of the axis scales), shear (|cos| of the angle between the
@@ -157,11 +158,9 @@ def fine_check_warped(rgb_a, rgb_b, W) -> dict:
     """Stage-2 measures (see :func:`.dup_pixels.fine_check`) of a registered pair: the motion
     ``W`` (found at THUMB size) refined on the luminance at :data:`REFINE` pixels, ``b``
     warped into ``a``'s frame at :data:`WARP` pixels and both averaged down to 64x64,
-    compared where both show. Adds ``foreground``: the 95th percentile of the residual over
-    the pixels where either image differs from its own median by more than half its SD, in
-    units of their luminance SD there - a small drawing on a plain canvas (a glyph, a
-    clip-art stamp) barely moves the frame-wide percentile, and registration could otherwise
-    map one small drawing onto another."""
+    compared where both show, with the ``foreground`` residual
+    (:func:`.dup_pixels.foreground_residual`): registration could otherwise map one small
+    drawing on a plain canvas onto another."""
     import cv2
 
     def at(rgb, side):
@@ -187,7 +186,5 @@ def fine_check_warped(rgb_a, rgb_b, W) -> dict:
     la, lb = a @ LUMA, bw @ LUMA
     gray = min(chroma(a), chroma(bw)) < GRAY_CHROMA
     out = measures(residual(a, bw, la, lb, gray, mask=m), la, lb, mask=m)
-    fg = m & ((np.abs(la - np.median(la[m])) > 0.5 * la[m].std())
-              | (np.abs(lb - np.median(lb[m])) > 0.5 * lb[m].std()))
-    out["foreground"] = residual(a, bw, la, lb, gray, mask=fg, q=95) if fg.sum() >= 16 else 0.0
+    out["foreground"] = foreground_residual(a, bw, la, lb, gray, mask=m)
     return out

@@ -17,18 +17,23 @@ pixels.
    a class do not share) >= ``dup_min_detail``.
 4. **Pixel check, stage 2** (survivors only): the two images are re-read, aligned at the refined
    crop and compared in colour at 64x64 (on luminance when either has no colour: a grayscale
-   copy): the 99th percentile of the residual after one common gain must be <=
-   ``dup_max_residual`` (x the luminance SD) - this rejects colour variants and small local
-   differences; brightness and contrast ratios must be >= ``dup_min_brightness_ratio`` /
-   ``dup_min_contrast_ratio`` and the sharpness ratio >= ``dup_min_sharpness_ratio`` - so
-   strongly darkened, washed-out or blurred derivatives (a third of the brightness or contrast,
-   measured on the planted defects: ratios 0.02-0.14) are quality issues, not duplicates.
+   copy). The residual is what is left after a tone map fitted per colour channel (gain and
+   offset: brightness, contrast, tint and channel gains are such maps; a recoloured part of
+   a picture is not, as the rest keeps its colours). Its 99th percentile must be <=
+   ``dup_max_residual`` (x the luminance SD), and so must its 95th percentile over the drawn
+   part of the pictures (the *foreground*: pixels away from each image's median), so that a
+   small drawing on a plain canvas (a glyph: plus and divide, minus and equals) is not judged
+   by the canvas - this rejects colour variants and small local differences; brightness and
+   contrast ratios must be >= ``dup_min_brightness_ratio`` / ``dup_min_contrast_ratio`` and
+   the sharpness ratio >= ``dup_min_sharpness_ratio`` - so strongly darkened, washed-out or
+   blurred derivatives (measured on the planted defects: ratios 0.02-0.14) are quality
+   issues, not duplicates.
    Tolerated (bench/RESULTS.md, section edits, kind by kind): re-encoding, resize, centred
-   crop <= ``dup_max_crop``, borders, aspect changes, brightness, gamma, tint and saturation,
-   grayscale, mild blur and sharpening, sensor noise. Not yet: captions and logos drawn over
-   the picture (the residual rule cannot tell them from a colour variant's local change), and
-   contrast changes beyond ~25 % (Tux Paint has distinct stamps that are exactly such a change
-   of one another).
+   crop <= ``dup_max_crop``, borders, aspect changes, brightness, contrast, gamma, tint and
+   saturation, grayscale, mild blur and sharpening, sensor noise. Not yet: captions and logos
+   drawn over the picture (a caption is a small local difference, as is the one mark that
+   tells two Tux Paint stamps apart: a letter on a dreidel), and the few Tux Paint letters
+   that are one plain bar (upper-case I and lower-case l differ by a few pixels of size).
 5. **Registration** (:mod:`.dup_register`): pairs that fail the centred check and are among
    the ``dup_register_k`` closest candidates (by embedding) of one of their items get an
    affine motion estimated by ECC on the thumbnails (shifts, turns up to 15 degrees,
@@ -130,7 +135,7 @@ class DuplicatesAnalyzer(Analyzer):
         dup_min_detail=0.95,
         dup_max_residual=0.6,
         dup_min_brightness_ratio=0.5,
-        dup_min_contrast_ratio=0.75,
+        dup_min_contrast_ratio=0.5,
         dup_min_sharpness_ratio=0.5,
         dup_vector_only_sim=0.98,
         dup_use_pixels=True,
@@ -148,7 +153,8 @@ class DuplicatesAnalyzer(Analyzer):
         dup_crop_step="crop search step (fraction per side)",
         dup_min_corr="grey 32x32 correlation at the best alignment",
         dup_min_detail="Laplacian (fine detail) correlation at the best alignment",
-        dup_max_residual="99th-percentile colour residual / luminance SD at 64x64",
+        dup_max_residual="colour residual after a per-channel tone map / luminance SD at "
+                         "64x64: its 99th percentile, and its 95th over the drawn part",
         dup_min_brightness_ratio="darker/brighter mean luminance ratio",
         dup_min_contrast_ratio="lower/higher luminance SD ratio",
         dup_min_sharpness_ratio="blurrier/sharper Laplacian ratio",
