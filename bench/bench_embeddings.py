@@ -9,8 +9,6 @@ next to the ratio. On a GPU the decoding overlaps the model and the bound is the
 import os
 import time
 
-import numpy as np
-
 
 def forward_ceiling(lm, tensors, batch_size, repeats=3):
     """The best of ``repeats`` passes of the model over the pre-decoded batches, after a warm-up
