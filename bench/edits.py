@@ -97,7 +97,7 @@ def table(res: dict) -> str:
         labels = list(r["kinds"])
         d, td = r["kinds"]["default"], r["totals"]["default"]
         others = labels[1:]
-        found = sum(f for f, _ in d.values())
+        found = {o: sum(f for f, _ in r["kinds"][o].values()) for o in labels}
         total = sum(t for _, t in d.values())
         lines.append(f"### {source} (n={r['n']} per set, seeds {', '.join(map(str, r['seeds']))})\n")
         lines.append("| edit | copies | found (defaults) | recall >= 0.90 |"
@@ -108,11 +108,10 @@ def table(res: dict) -> str:
             lines.append(f"| {k} | {t} | {f} ({f / t:.2f}) | {'yes' if f / t >= 0.9 else 'no'} |"
                          + "".join(f" {r['kinds'][o][k][0]} ({r['kinds'][o][k][0] / t:.2f}) |"
                                    for o in others))
-        lines.append(f"| **all** | {total} | **{found} ({found / total:.2f})** | "
-                     f"{'yes' if found / total >= 0.9 else 'no'} |"
-                     + "".join(f" {sum(f for f, _ in r['kinds'][o].values())} "
-                               f"({sum(f for f, _ in r['kinds'][o].values()) / total:.2f}) |"
-                               for o in others))
+        fd = found["default"]
+        lines.append(f"| **all** | {total} | **{fd} ({fd / total:.2f})** | "
+                     f"{'yes' if fd / total >= 0.9 else 'no'} |"
+                     + "".join(f" {found[o]} ({found[o] / total:.2f}) |" for o in others))
 
         def prec(t):
             return (t["pred"] - t["false"]) / max(t["pred"], 1)

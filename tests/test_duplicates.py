@@ -142,22 +142,18 @@ def test_small_glyphs_stay_apart_while_their_tone_changed_copies_are_found(tmp_p
     rows = [i for i, c in enumerate(src.labels) if c == "math/operators"]
     assert len(rows) >= 8
     rng = np.random.default_rng(5)
-    paths = []
+    n = len(rows)
+    paths = [str(tmp_path / f"op{j}.png") for j in range(n)] + \
+        [str(tmp_path / f"copy{j}.png") for j in range(n)]
     for j, i in enumerate(rows):
         im = src.image(i)
-        paths.append(str(tmp_path / f"op{j}.png"))
-        im.save(paths[-1])
-    for j, i in enumerate(rows):
-        edit = edit_contrast if j % 2 else edit_gamma
-        copy, _ = edit(src.image(i), rng, 1.0)
-        paths.append(str(tmp_path / f"copy{j}.png"))
-        copy.save(paths[-1])
+        im.save(paths[j])
+        (edit_contrast if j % 2 else edit_gamma)(im, rng, 1.0)[0].save(paths[n + j])
     from bench.effnet import embed_files
 
     inp = AnalysisInput(ids=[Path(p).stem for p in paths], vectors=embed_files(paths),
                         filepaths=paths)
     g = REGISTRY["duplicates"].run(inp).fields["vc_dup_group"]
-    n = len(rows)
     originals = [g[j] for j in range(n) if g[j] is not None]
     assert len(originals) == len(set(originals)), g        # no two glyphs in one group
     found = [g[j] is not None and g[j] == g[n + j] for j in range(n)]
