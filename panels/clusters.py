@@ -205,9 +205,9 @@ class ClusterPanel(review.ReviewSection, foo.Panel):
 
     def on_change_view(self, ctx):
         """The next render counts on the new view; nothing is stored (the App also sends this
-        event with a state that may predate the last patch). Sidebar filters that the App
-        dropped right after a panel interaction are put back (:mod:`.filters`)."""
-        filters.restore(ctx)
+        event with a state that may predate the last patch). Sidebar filters that a reload of
+        the App dropped are put back; a user's own clear is kept (:mod:`.filters`)."""
+        filters.observe(ctx)
 
     # the widgets store their value themselves (see _state); a new setting starts on page 1
 
