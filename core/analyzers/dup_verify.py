@@ -1,7 +1,8 @@
 """Stages 1 and 2 of the duplicate check on candidate pairs (see :mod:`.duplicates`): the
 images are read once for their signatures, the candidates are compared at the best centred
-crop, the ones that fail are registered (:mod:`.dup_register`) where that may help, and the
-verified pairs are regrouped as stars."""
+crop, the ones that fail are registered (:mod:`.dup_register`) and checked for an overlay drawn
+onto their background (:mod:`.dup_overlay`) where that may help, and the verified pairs are
+regrouped as stars."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from .base import report
 from .dup_pixels import (PRE_CORR, PRE_DETAIL, THUMB, best_alignment, crop_thumbs, detail,
                          fine_check, near_passes, pair_cosines, pixel_candidates, signature,
                          star_groups)
+from .dup_overlay import overlay_check, thumb_gate
 from .dup_register import closest_pairs, fine_check_warped, register
 
 
@@ -146,6 +148,8 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
         verified = stage2(survivors, lambda a, b, m: fine_check(a, b, *m, step), report_to)
         if int(p["dup_register_k"]) > 0 and len(pairs):
             verified += registered(pairs, set(verified), closest)
+        if int(p["dup_overlay_k"]) > 0 and len(pairs):
+            verified += overlaid(pairs, set(verified), closest)
         return verified
 
     def passes(f, max_residual):
@@ -177,16 +181,20 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
                            "verifying candidates")
         return verified
 
-    def registered(pairs, done, pick):
-        """Pairs not verified at a centred crop, registered (:func:`.dup_register.register`)
-        and checked again where both images overlap."""
+    def undecided(pairs, done, pick, k):
+        """Rows of ``pairs`` not in ``done`` among the ``k`` closest (``pick``)."""
         rest = np.arange(len(pairs))
         if done:
             key = pairs[:, 0] * len(inp) + pairs[:, 1]
             rest = rest[~np.isin(key, [min(a, b) * len(inp) + max(a, b) for a, b in done])]
         if len(rest):
-            rest = rest[pick(pairs[rest], pair_cosines(inp.vectors, pairs[rest]),
-                             int(p["dup_register_k"]))]
+            rest = rest[pick(pairs[rest], pair_cosines(inp.vectors, pairs[rest]), k)]
+        return rest
+
+    def registered(pairs, done, pick):
+        """Pairs not verified at a centred crop, registered (:func:`.dup_register.register`)
+        and checked again where both images overlap."""
+        rest = undecided(pairs, done, pick, int(p["dup_register_k"]))
         if not len(rest):
             return []
         W, corr, det = register(G0, pos[pairs[rest, 0]], pos[pairs[rest, 1]])
@@ -200,7 +208,24 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
         moved.update(x for e in out for x in e)
         return out
 
-    moved = set()       # items verified with a partner only after registration
+    def overlaid(pairs, done, pick):
+        """Pairs still not verified, checked for an overlay drawn onto one of them
+        (:func:`.dup_overlay.overlay_check`)."""
+        rest = undecided(pairs, done, pick, int(p["dup_overlay_k"]))
+        mr = float(p["dup_max_residual"])
+        if len(rest):
+            rest = rest[thumb_gate(G0, pos[pairs[rest, 0]], pos[pairs[rest, 1]], mr)]
+        if not len(rest):
+            return []
+        got = inp.shared.dup_decoded
+        got["overlay_checked"] = got.get("overlay_checked", 0) + len(rest)
+        out = stage2([(int(pairs[j, 0]), int(pairs[j, 1]), None) for j in rest],
+                     lambda a, b, _: overlay_check(a, b, mr))
+        moved.update(x for e in out for x in e)
+        got["overlays"] = got.get("overlays", 0) + len(out)
+        return out
+
+    moved = set()       # items verified with a partner only after registration or overlay
     verified = stages(pairs, progress)
 
     def with_moved(pr, cos, k):       # star checks: registration where a moved copy is involved

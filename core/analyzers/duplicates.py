@@ -30,10 +30,10 @@ pixels.
    issues, not duplicates.
    Tolerated (bench/RESULTS.md, section edits, kind by kind): re-encoding, resize, centred
    crop <= ``dup_max_crop``, borders, aspect changes, brightness, contrast, gamma, tint and
-   saturation, grayscale, mild blur and sharpening, sensor noise. Not yet: captions and logos
-   drawn over the picture (a caption is a small local difference, as is the one mark that
-   tells two Tux Paint stamps apart: a letter on a dreidel), and the few Tux Paint letters
-   that are one plain bar (upper-case I and lower-case l differ by a few pixels of size).
+   saturation, grayscale, mild blur and sharpening, sensor noise. Not yet: captions written
+   over the picture's content itself (step 6 takes those on its background), and the few Tux
+   Paint letters that are one plain bar (upper-case I and lower-case l differ by a few pixels
+   of size).
 5. **Registration** (:mod:`.dup_register`): pairs that fail the centred check and are among
    the ``dup_register_k`` closest candidates (by embedding) of one of their items get an
    affine motion estimated by ECC on the thumbnails (shifts, turns up to 15 degrees,
@@ -45,7 +45,14 @@ pixels.
    parameters were fitted to the pair), over the whole overlap and over the drawn part of
    the picture (the foreground), so one small drawing on a plain canvas is not mapped onto
    another.
-6. Verified pairs are regrouped as **stars** (:func:`~.dup_pixels.star_groups`): the member
+6. **Overlays** (:mod:`.dup_overlay`): pairs still not verified, among the ``dup_overlay_k``
+   closest candidates of one of their items, are compared on the box holding the drawn part
+   of both; a pair whose only difference is a compact change that lies on one image's plain
+   background (a caption, a logo, a watermark), small next to that image's own drawing, while
+   the rest of the picture passes stage 2, is one picture with an overlay. A letter changed on
+   a dreidel or a flag added to a note is not: the change covers drawing, or is as large as
+   the symbol.
+7. Verified pairs are regrouped as **stars** (:func:`~.dup_pixels.star_groups`): the member
    with the most verified partners is a group's centre and every member must pass both stages
    against the centre itself, so a chain of plain pictures each within tolerance of the next
    (thousands of Fashion-MNIST trousers) is not one group. Then these pairs and the hash groups
@@ -145,6 +152,7 @@ class DuplicatesAnalyzer(Analyzer):
         dup_register_k=1,
         dup_register_min_detail=0.8,
         dup_register_max_residual=0.2,
+        dup_overlay_k=1,
     )
     param_help = dict(
         dup_k="nearest neighbours proposed as candidates",
@@ -168,6 +176,9 @@ class DuplicatesAnalyzer(Analyzer):
         dup_register_min_detail="fine-detail correlation a registered pair needs",
         dup_register_max_residual="colour residual a registered pair may keep (stricter: the "
                                   "motion was fitted to the pair)",
+        dup_overlay_k="closest candidates per item checked for an overlay drawn onto the "
+                      "background (caption, logo, watermark) when the other checks fail; 0: "
+                      "none",
     )
 
     def run(self, inp: AnalysisInput, progress=None, **params) -> AnalysisResult:
@@ -206,7 +217,9 @@ class DuplicatesAnalyzer(Analyzer):
             verified += self._vector_fallback(inp, pairs, errors, min_sim, p, summary)
             got = inp.shared.dup_decoded or {}
             summary.update(pixel_candidates=int(got.get("pixel_pairs", 0)),
-                           registered=int(got.get("registered", 0)))
+                           registered=int(got.get("registered", 0)),
+                           overlay_checked=int(got.get("overlay_checked", 0)),
+                           overlays=int(got.get("overlays", 0)))
         for a, b in verified:
             uf.union(int(a), int(b))
         summary.update(verified_pairs=len(verified), hash_pairs=n_hash_pairs,
