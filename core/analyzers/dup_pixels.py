@@ -193,16 +193,16 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     best = None
     for ma, mb in dict.fromkeys(cands):
         (a, la), (b, lb) = aligned(0, ma), aligned(1, mb)
-        r99 = residual(a, b, la, lb, gray)
+        r99 = residual(a, b, la, lb, gray, curve=False)
         if best is None or r99 < best[0]:
             best = (r99, a, b, la, lb)
     r99, a, b, la, lb = best
-    out = measures(r99, la, lb)
+    out = measures(min(r99, residual(a, b, la, lb, gray)), la, lb)
     out["foreground"] = foreground_residual(a, b, la, lb, gray)
     return out
 
 
-def residual(a, b, la, lb, gray, mask=None, q: float = 99) -> float:
+def residual(a, b, la, lb, gray, mask=None, q: float = 99, curve: bool = True) -> float:
     """``q``-th percentile of the residual of ``b`` after a tone map of ``a`` fitted per
     colour channel, the better of two: a line (least squares, gain >= 0 and offset:
     brightness, contrast, tint and channel gains) and an increasing curve (:func:`tone_curve`:
@@ -210,7 +210,7 @@ def residual(a, b, la, lb, gray, mask=None, q: float = 99) -> float:
     as the rest keeps its colours; nor is swapping colours, each channel being mapped on its
     own. On colour images and their luminance ``la``/``lb`` (luminance only when ``gray``),
     in units of the larger luminance SD; over ``mask`` (bool, e.g. the pixels both images
-    show) when given."""
+    show) when given. ``curve=False``: the line only (cheaper: to compare alignments)."""
     from .quality import percentile
 
     if gray:
@@ -220,12 +220,12 @@ def residual(a, b, la, lb, gray, mask=None, q: float = 99) -> float:
     A = a.reshape(-1, a.shape[-1]).astype(np.float64)
     B = b.reshape(-1, b.shape[-1]).astype(np.float64)
     sd = max(la.std(), lb.std(), 1.0)
-    curve = np.abs(B - tone_curve(A, B)).max(axis=-1) / sd
+    bent = percentile(np.abs(B - tone_curve(A, B)).max(axis=-1) / sd, q) if curve else np.inf
     A = A - A.mean(axis=0)
     mb = B.mean(axis=0)
     gain = np.maximum((A * (B - mb)).sum(axis=0) / np.maximum((A * A).sum(axis=0), 1e-6), 0.0)
     line = np.abs(B - (A * gain + mb)).max(axis=-1) / sd
-    return min(percentile(line, q), percentile(curve, q))
+    return min(percentile(line, q), bent)
 
 
 def tone_curve(A, B, bins: int = 16):
