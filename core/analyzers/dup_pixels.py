@@ -193,24 +193,22 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     best = None
     for ma, mb in dict.fromkeys(cands):
         (a, la), (b, lb) = aligned(0, ma), aligned(1, mb)
-        r99 = residual(a, b, la, lb, gray, curve=False)
+        r99 = residual(a, b, la, lb, gray)
         if best is None or r99 < best[0]:
             best = (r99, a, b, la, lb)
     r99, a, b, la, lb = best
-    out = measures(min(r99, residual(a, b, la, lb, gray)), la, lb)
+    out = measures(r99, la, lb)
     out["foreground"] = foreground_residual(a, b, la, lb, gray)
     return out
 
 
-def residual(a, b, la, lb, gray, mask=None, q: float = 99, curve: bool = True) -> float:
+def residual(a, b, la, lb, gray, mask=None, q: float = 99) -> float:
     """``q``-th percentile of the residual of ``b`` after a tone map of ``a`` fitted per
-    colour channel, the better of two: a line (least squares, gain >= 0 and offset:
-    brightness, contrast, tint and channel gains) and an increasing curve (:func:`tone_curve`:
-    gamma, and brightening that clips at white). A recoloured part of a picture is neither,
-    as the rest keeps its colours; nor is swapping colours, each channel being mapped on its
-    own. On colour images and their luminance ``la``/``lb`` (luminance only when ``gray``),
-    in units of the larger luminance SD; over ``mask`` (bool, e.g. the pixels both images
-    show) when given. ``curve=False``: the line only (cheaper: to compare alignments)."""
+    colour channel (least squares, gain >= 0 and offset: brightness, contrast, tint and
+    channel gains are such maps; a recoloured part of a picture is not, as the rest keeps its
+    colours), on colour images and their luminance ``la``/``lb`` (luminance only when
+    ``gray``), in units of the larger luminance SD; over ``mask`` (bool, e.g. the pixels both
+    images show) when given."""
     from .quality import percentile
 
     if gray:
@@ -219,34 +217,11 @@ def residual(a, b, la, lb, gray, mask=None, q: float = 99, curve: bool = True) -
         a, b, la, lb = a[mask], b[mask], la[mask], lb[mask]
     A = a.reshape(-1, a.shape[-1]).astype(np.float64)
     B = b.reshape(-1, b.shape[-1]).astype(np.float64)
-    sd = max(la.std(), lb.std(), 1.0)
-    bent = percentile(np.abs(B - tone_curve(A, B)).max(axis=-1) / sd, q) if curve else np.inf
     A = A - A.mean(axis=0)
     mb = B.mean(axis=0)
     gain = np.maximum((A * (B - mb)).sum(axis=0) / np.maximum((A * A).sum(axis=0), 1e-6), 0.0)
-    line = np.abs(B - (A * gain + mb)).max(axis=-1) / sd
-    return min(percentile(line, q), bent)
-
-
-def tone_curve(A, B, bins: int = 16):
-    """``A`` (pixels x channels) mapped onto ``B`` by an increasing curve per channel: least
-    squares over ``bins`` bins of ``A``'s values (pool-adjacent-violators), interpolated."""
-    from sklearn.isotonic import isotonic_regression
-
-    out = np.empty_like(B)
-    for c in range(A.shape[1]):
-        a, b = A[:, c], B[:, c]
-        lo, hi = float(a.min()), float(a.max())
-        if hi - lo < 1e-6:
-            out[:, c] = b.mean()
-            continue
-        idx = np.minimum(((a - lo) / (hi - lo) * bins).astype(np.int64), bins - 1)
-        cnt = np.bincount(idx, minlength=bins).astype(np.float64)
-        ok = cnt > 0
-        xm = np.bincount(idx, a, bins)[ok] / cnt[ok]
-        ym = isotonic_regression(np.bincount(idx, b, bins)[ok] / cnt[ok], sample_weight=cnt[ok])
-        out[:, c] = np.interp(a, xm, ym)
-    return out
+    res = np.abs(B - (A * gain + mb)).max(axis=-1) / max(la.std(), lb.std(), 1.0)
+    return percentile(res, q)
 
 
 def foreground(la, lb, mask=None):

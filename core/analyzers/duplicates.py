@@ -17,10 +17,9 @@ pixels.
    a class do not share) >= ``dup_min_detail``.
 4. **Pixel check, stage 2** (survivors only): the two images are re-read, aligned at the refined
    crop and compared in colour at 64x64 (on luminance when either has no colour: a grayscale
-   copy). The residual is what is left after a tone map fitted per colour channel, the
-   better of a line (gain and offset: brightness, contrast, tint and channel gains) and an
-   increasing curve (gamma, brightening that clips at white); a recoloured part of a picture
-   is neither, as the rest keeps its colours. Its 99th percentile must be <=
+   copy). The residual is what is left after a tone map fitted per colour channel (gain and
+   offset: brightness, contrast, tint and channel gains are such maps; a recoloured part of
+   a picture is not, as the rest keeps its colours). Its 99th percentile must be <=
    ``dup_max_residual`` (x the luminance SD), and so must its 95th percentile over the drawn
    part of the pictures (the *foreground*: pixels away from each image's median), so that a
    small drawing on a plain canvas (a glyph: plus and divide, minus and equals) is not judged
