@@ -26,8 +26,9 @@ A caption written over the picture's content itself (not its background) is not 
 it cannot be told from a different detail by these measures.
 
 Only pairs whose difference on the grey thumbnails already in memory lies in a box of at most
-:data:`GATE_AREA` of the frame are read for the check (:func:`thumb_gate`): most candidate pairs
-are different pictures that differ all over.
+:data:`GATE_AREA` of the frame, mostly on one image's background (:data:`GATE_CANVAS`), are read
+for the check (:func:`thumb_gate`): most candidate pairs are different pictures that differ all
+over (on the 70k Fashion-MNIST set, 549 of the 63,243 undecided candidate pairs are read).
 """
 from __future__ import annotations
 
@@ -46,13 +47,18 @@ _FAIL = dict(residual=np.inf, brightness=0.0, contrast=0.0, sharpness=0.0, foreg
 #: (looser than ``LIMITS["area"]``: the check zooms on the drawn part, which only enlarges a
 #: change's share of the frame)
 GATE_AREA = 0.4
+#: ... and where at least this share of the changed thumbnail pixels (second number) are
+#: within this many SD of the image's border colour (first) on one of the two images (looser
+#: than ``LIMITS["canvas"]``: thumbnails blur strokes into their surroundings)
+GATE_CANVAS = (0.5, 0.5)
 
 
 def thumb_gate(G, pa, pb, max_residual: float, block: int = 4096) -> np.ndarray:
     """Bool mask of the pairs ``(G[pa[i]], G[pb[i]])`` of grey thumbnails (rows of ``THUMB``
     x ``THUMB``, zero mean) whose difference after a tone map fitted on the agreeing pixels
-    lies in a box of at most :data:`GATE_AREA` of the frame: the only pairs worth reading for
-    :func:`overlay_check` (two different pictures differ all over)."""
+    lies in a box of at most :data:`GATE_AREA` of the frame and mostly on one image's
+    background (:data:`GATE_CANVAS`; a difference too fine to show passes): the only pairs
+    worth reading for :func:`overlay_check` (two different pictures differ all over)."""
     from .dup_pixels import THUMB
 
     out = np.zeros(len(pa), bool)
@@ -79,7 +85,16 @@ def thumb_gate(G, pa, pb, max_residual: float, block: int = 4096) -> np.ndarray:
             return np.where(any_, last - first + 1, 0)
 
         area = extent(rows) * extent(cols) / float(THUMB * THUMB)
-        out[b0:b0 + block] = area <= GATE_AREA
+        plain = np.zeros(len(A))                  # the change on one image's background
+        n_changed = np.maximum(changed.reshape(len(A), -1).sum(axis=1), 1)
+        for X in (A, B):
+            T = X.reshape(-1, THUMB, THUMB)
+            edge = np.concatenate([T[:, 0], T[:, -1], T[:, :, 0], T[:, :, -1]], axis=1)
+            near = np.abs(X - np.median(edge, axis=1, keepdims=True)) / sd < GATE_CANVAS[0]
+            plain = np.maximum(plain, (near & changed.reshape(len(A), -1)).sum(axis=1)
+                               / n_changed)
+        none = ~changed.reshape(len(A), -1).any(axis=1)   # too fine for the thumbnails
+        out[b0:b0 + block] = (area <= GATE_AREA) & ((plain >= GATE_CANVAS[1]) | none)
     return out
 
 
