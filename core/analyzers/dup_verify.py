@@ -181,6 +181,15 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
                            "verifying candidates")
         return verified
 
+    memo = []
+
+    def cosines(pairs):
+        """Embedding cosines of the rows of ``pairs``, computed once per array (registration
+        and the overlay step pick among the same candidates)."""
+        if not memo or memo[0][0] is not pairs:
+            memo[:] = [(pairs, pair_cosines(inp.vectors, pairs))]
+        return memo[0][1]
+
     def undecided(pairs, done, pick, k):
         """Rows of ``pairs`` not in ``done`` among the ``k`` closest (``pick``)."""
         rest = np.arange(len(pairs))
@@ -188,7 +197,7 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
             key = pairs[:, 0] * len(inp) + pairs[:, 1]
             rest = rest[~np.isin(key, [min(a, b) * len(inp) + max(a, b) for a, b in done])]
         if len(rest):
-            rest = rest[pick(pairs[rest], pair_cosines(inp.vectors, pairs[rest]), k)]
+            rest = rest[pick(pairs[rest], cosines(pairs)[rest], k)]
         return rest
 
     def registered(pairs, done, pick):
