@@ -26,7 +26,7 @@ def _read_cv2(path):
     im = cv2.imread(str(path), cv2.IMREAD_COLOR)  # BGR uint8, None if unreadable
     if im is None:
         return None
-    return im[:, :, ::-1]
+    return cv2.cvtColor(im, cv2.COLOR_BGR2RGB)    # contiguous (a reversed view is copied later)
 
 
 def _read_pil(path):
