@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import knn_cells as _cells
+
 #: float32 cells in one ``block x chunk`` similarity tile (16M cells = 64 MiB)
 TILE_CELLS = 1 << 24
 
@@ -120,29 +122,32 @@ def knn_graph(vectors, k: int, method: str = "auto", progress=None, **ivf):
     return ind, sims, info
 
 
+#: above a million rows the cell count grows with N (about this many rows a cell), so the
+#: graph's cost grows as N, not N^1.5
+ROWS_PER_CELL = 1000
+
+
 def ivf_knn(vectors, k: int, n_lists: int | None = None, n_probe: int = 12,
             train_rows: int | None = None, seed: int = 0, progress=None):
     """Approximate cosine kNN of every row among the others (self excluded), for large N.
 
-    The rows are partitioned into ``n_lists`` cells (default ``sqrt(N)``) by k-means
-    (scikit-learn, trained on a seeded sample of ``train_rows`` rows); every row is searched in
-    its ``n_probe`` nearest cells. The work is done cell by cell as matrix products: first each
+    The rows are partitioned into ``n_lists`` cells (default ``sqrt(N)``, and above a million
+    rows ``N /`` :data:`ROWS_PER_CELL`) by k-means (scikit-learn, trained on a seeded sample of
+    ``train_rows`` rows; two levels above :data:`~.knn_cells.FLAT_MAX` cells, see
+    :mod:`.knn_cells`); every row is searched in its ``n_probe`` nearest cells. The work is done cell by cell as matrix products: first each
     cell against itself (every row's nearest cell, which sets a good running k-th similarity),
     then, for each cell, the rows that probe it from outside, where only tiles beating a row's
-    running k-th similarity are merged. Cost ``~ N * n_probe * (N / n_lists) * D``; memory: the
+    running k-th similarity are merged. Cost ``~ N * n_probe * (N / n_lists) * D`` (linear in N
+once the cells stop growing); memory: the
     ``(N, k)`` results plus one cell's tile. Works on a memmap.
 
     Returns ``(ind (N,k) int64, sims (N,k) float32, info)`` sorted by decreasing similarity;
     missing slots (fewer than ``k`` candidates in the probed cells) are ``-1`` / ``-inf``.
     """
-    import warnings
-
-    from sklearn.cluster import KMeans, kmeans_plusplus
-
     n = len(vectors)
     k = max(0, min(int(k), n - 1))
     if n_lists is None:
-        n_lists = int(round(np.sqrt(n)))
+        n_lists = int(round(max(np.sqrt(n), n / ROWS_PER_CELL)))
     n_lists = int(max(1, min(n_lists, n)))
     n_probe = int(max(1, min(n_probe, n_lists)))
     info = dict(method="ivf", n=n, k=k, n_lists=n_lists, n_probe=n_probe)
@@ -154,36 +159,19 @@ def ivf_knn(vectors, k: int, n_lists: int | None = None, n_probe: int = 12,
     m = int(min(n, train_rows or max(40 * n_lists, 20000)))
     sample = np.sort(rng.choice(n, m, replace=False))
     _report(progress, 0.0, "k-means cells")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning on tiny / degenerate inputs
-        train = np.asarray(vectors[sample], np.float32)
-        # k-means++ seeding with one trial per centre: scikit-learn's default (2 + log k
-        # trials) costs more than the Lloyd iterations that follow, for no better cells
-        # (on a sub-sample: its cost is sequential, one pass over the rows per centre)
-        seeds = train[np.sort(rng.permutation(len(train))[:8 * n_lists])]
-        init, _ = kmeans_plusplus(seeds, n_lists, random_state=seed, n_local_trials=1)
-        km = KMeans(n_clusters=n_lists, init=init, n_init=1, max_iter=20,
-                    random_state=seed).fit(train)
-    cen = km.cluster_centers_.astype(np.float32)
-    cn = (cen * cen).sum(axis=1)
-    # each row's n_probe nearest cells, nearest first
-    probes = np.empty((n, n_probe), np.int32)
-    step = 8192
-    for b0 in range(0, n, step):
-        x = np.asarray(vectors[b0:b0 + step], np.float32)
-        d2 = cn[None, :] - 2.0 * (x @ cen.T)
-        if n_probe < n_lists:
-            part = np.argpartition(d2, n_probe - 1, axis=1)[:, :n_probe]
-        else:
-            part = np.broadcast_to(np.arange(n_lists), d2.shape)
-        o = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind="stable")
-        probes[b0:b0 + step] = np.take_along_axis(part, o, axis=1)
+    cells = _cells.train_cells(np.asarray(vectors[sample], np.float32), n_lists, seed, rng)
+    info.update(n_lists=cells.n_lists, quantizer_levels=cells.levels)
+    n_lists = cells.n_lists
+    probes = _cells.nearest_cells(vectors, cells, n_probe)
     _report(progress, 0.1, "cells assigned")
     home = probes[:, 0]
     order = np.argsort(home, kind="stable")
     starts = np.searchsorted(home[order], np.arange(n_lists + 1))
     visit_c = probes[:, 1:].ravel()
     visit_q = np.repeat(np.arange(n, dtype=np.int64), n_probe - 1)
+    if (visit_c < 0).any():                       # padding of the two-level quantizer
+        keep = visit_c >= 0
+        visit_c, visit_q = visit_c[keep], visit_q[keep]
     vo = np.argsort(visit_c, kind="stable")
     visit_c, visit_q = visit_c[vo], visit_q[vo]
     vstarts = np.searchsorted(visit_c, np.arange(n_lists + 1))

@@ -111,6 +111,31 @@ def test_ivf_graph_shape_self_excluded_and_recall():
     assert (tiny_i != np.arange(20)[:, None]).all()
 
 
+def test_ivf_graph_two_level_cells(monkeypatch):
+    """Above FLAT_MAX cells (ten million rows at the default cell size) the cells are found
+    through coarse cells; the graph keeps its contract and its recall."""
+    from visual_curation.core import knn_cells
+
+    v, _ = blobs(3000, d=32, k=12, spread=0.5, seed=7)
+    # by default the cell count is sqrt(N) until cells would hold more than ROWS_PER_CELL rows
+    # (a million rows), then N / ROWS_PER_CELL; above FLAT_MAX cells, two levels
+    assert vknn.ivf_knn(v, 5, n_probe=2)[2]["n_lists"] == 55
+    monkeypatch.setattr(vknn, "ROWS_PER_CELL", 10)
+    info = vknn.ivf_knn(v, 5, n_probe=2)[2]
+    assert 280 <= info["n_lists"] <= 320 and info["quantizer_levels"] == 1
+    monkeypatch.setattr(vknn, "ROWS_PER_CELL", 1000)
+    monkeypatch.setattr(knn_cells, "FLAT_MAX", 16)
+
+    ind, sim, info = vknn.ivf_knn(v, 10, n_lists=64, n_probe=6)
+    assert info["quantizer_levels"] == 2 and 48 <= info["n_lists"] <= 80
+    assert (ind != np.arange(3000)[:, None]).all() and (ind >= 0).all()
+    assert (np.diff(sim, axis=1) <= 1e-6).all()
+    assert all(len(set(r)) == 10 for r in ind)                  # no row twice
+    np.testing.assert_allclose(np.einsum("id,ikd->ik", v, v[ind]), sim, atol=1e-5)
+    ex, _ = vknn.knn(v, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ind, ex)]) >= 0.95
+
+
 def test_knn_small_and_cache():
     v, _ = blobs(3, d=4)
     ind, sim = vknn.knn(v, 10)
