@@ -125,17 +125,22 @@ def knn_probabilities(inp, y, n_classes, k, dup_sim):
     return vote(ind, sim, y, n_classes, dup_sim)
 
 
-def vote(ind, sim, y, n_classes, dup_sim):
+def vote(ind, sim, y, n_classes, dup_sim, block: int = 65536):
     """Similarity-weighted label vote of the neighbours ``ind`` (copies, sim >= dup_sim,
-    excluded); rows with no vote get the uniform distribution."""
-    n = len(ind)
-    ok = (ind >= 0) & (y[np.maximum(ind, 0)] >= 0) & (sim < dup_sim)
-    w = np.where(ok, np.maximum(sim, 0.0), 0.0).astype(np.float64)
+    excluded); rows with no vote get the uniform distribution. In row blocks: the
+    temporaries stay ``block x k`` whatever N is."""
+    n, k = ind.shape
     P = np.zeros((n, n_classes))
-    np.add.at(P, (np.repeat(np.arange(n), ind.shape[1]),
-                  np.where(ok, y[np.maximum(ind, 0)], 0).ravel()), w.ravel())
-    s = P.sum(axis=1, keepdims=True)
-    return np.where(s > 0, P / np.maximum(s, 1e-12), 1.0 / n_classes)
+    for b0 in range(0, n, block):
+        bi, bs = ind[b0:b0 + block], sim[b0:b0 + block]
+        ok = (bi >= 0) & (y[np.maximum(bi, 0)] >= 0) & (bs < dup_sim)
+        w = np.where(ok, np.maximum(bs, 0.0), 0.0).astype(np.float64)
+        Pb = P[b0:b0 + block]
+        np.add.at(Pb, (np.repeat(np.arange(len(bi)), k),
+                       np.where(ok, y[np.maximum(bi, 0)], 0).ravel()), w.ravel())
+        s = Pb.sum(axis=1, keepdims=True)
+        Pb[:] = np.where(s > 0, Pb / np.maximum(s, 1e-12), 1.0 / n_classes)
+    return P
 
 
 def mislabel_confidence(P_lr, P_knn, y, p):
