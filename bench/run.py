@@ -164,11 +164,15 @@ def section_quality(quick):
 
 
 def section_scale(quick):
-    """A million synthetic vectors in LanceDB: all vector analyses, memory, recall, latency."""
+    """A million synthetic vectors in LanceDB: all vector analyses, memory, recall, latency;
+    then the same analyses on more vectors (``VC_BENCH_SCALE_SIZES``) for the growth."""
     import scale
+    import scale_growth
 
     r = scale.run_million(100_000 if quick else 1_000_000)
-    return "A million vectors on one machine", scale.million_table(r)
+    more = [scale_growth.run_size(n) for n in scale_growth.sizes_from_env(quick)]
+    return ("A million vectors on one machine", scale.million_table(r)
+            + "\n### Growth: more vectors\n\n" + scale_growth.growth_table([r] + more))
 
 
 def section_fields(quick):

@@ -71,8 +71,9 @@ def synth_blocks(n, d=512, classes=20, modes=50, latent=24, dup_frac=0.02, noise
         yield b0, x, given, true, (np.concatenate(pairs) if b0 + m >= n else None)
 
 
-def build_million(n, uri, seed=0):
-    """Writes the synthetic table (once per n/seed); returns (store, meta dict)."""
+def build_million(n, uri, seed=0, index=True):
+    """Writes the synthetic table (once per n/seed), with LanceDB's IVF-PQ index unless
+    ``index`` is false (the growth sizes: the analyses do not use it); returns (store, meta)."""
     from visual_curation.core.store import VectorStore
 
     name = f"vc_bench_synthetic_{n}_s{seed}"
@@ -81,7 +82,8 @@ def build_million(n, uri, seed=0):
     if store.exists() and meta_path.exists() and store.count() == n:
         m = np.load(meta_path)
         return store, dict(given=m["given"], true=m["true"], pairs=m["pairs"],
-                           write_s=float(m["write_s"]), index_s=float(m["index_s"]),
+                           write_s=float(m["write_s"]),
+                           index_s=float(m["index_s"]) if m["index_s"] >= 0 else None,
                            reused=True)
     store.drop()
     store.create(512)
@@ -96,11 +98,13 @@ def build_million(n, uri, seed=0):
         pairs = p if p is not None else pairs
     write_s = time.perf_counter() - t
     t = time.perf_counter()
-    store.ensure_index(min_rows=0)
-    index_s = time.perf_counter() - t
+    if index:
+        store.ensure_index(min_rows=0)
+    index_s = time.perf_counter() - t if index else -1.0      # -1: not indexed
     WORK.mkdir(parents=True, exist_ok=True)
     np.savez(meta_path, given=given, true=true, pairs=pairs, write_s=write_s, index_s=index_s)
-    return store, dict(given=given, true=true, pairs=pairs, write_s=write_s, index_s=index_s,
+    return store, dict(given=given, true=true, pairs=pairs, write_s=write_s,
+                       index_s=index_s if index_s >= 0 else None,
                        reused=False)
 
 
