@@ -164,35 +164,13 @@ once the cells stop growing); memory: the
     n_lists = cells.n_lists
     probes = _cells.nearest_cells(vectors, cells, n_probe)
     _report(progress, 0.1, "cells assigned")
-    home = probes[:, 0]
-    order = np.argsort(home, kind="stable")
-    starts = np.searchsorted(home[order], np.arange(n_lists + 1))
-    visit_c = probes[:, 1:].ravel()
-    visit_q = np.repeat(np.arange(n, dtype=np.int64), n_probe - 1)
-    if (visit_c < 0).any():                       # padding of the two-level quantizer
-        keep = visit_c >= 0
-        visit_c, visit_q = visit_c[keep], visit_q[keep]
-    vo = np.argsort(visit_c, kind="stable")
-    visit_c, visit_q = visit_c[vo], visit_q[vo]
-    vstarts = np.searchsorted(visit_c, np.arange(n_lists + 1))
-    del vo, probes
+    order, starts = _group_by_cell(probes[:, 0], np.arange(n, dtype=np.int64), n_lists)
+    visit_q, vstarts = _group_by_cell(probes[:, 1:].ravel(),
+                                      np.repeat(np.arange(n, dtype=np.int64), n_probe - 1), n_lists)
+    del probes
 
     def merge(q, s, cols):
-        thr = best_s[q, k - 1]
-        hit = (s > thr[:, None]).any(axis=1)
-        if not hit.any():
-            return
-        q, s = q[hit], s[hit]
-        t = min(k, s.shape[1])
-        if s.shape[1] > t:
-            part = np.argpartition(-s, t - 1, axis=1)[:, :t]
-        else:
-            part = np.broadcast_to(np.arange(s.shape[1]), s.shape)
-        ms = np.concatenate([best_s[q], np.take_along_axis(s, part, axis=1)], axis=1)
-        mi = np.concatenate([best_i[q], cols[part]], axis=1)
-        o = np.argpartition(-ms, k - 1, axis=1)[:, :k]
-        best_s[q] = np.take_along_axis(ms, o, axis=1)
-        best_i[q] = np.take_along_axis(mi, o, axis=1)
+        _merge_topk(best_s, best_i, q, s, cols, k)
 
     q_block = max(256, TILE_CELLS // max(int(np.diff(starts).max()), 1))
     for j in range(n_lists):                      # pass 1: every cell against itself
@@ -218,15 +196,119 @@ once the cells stop growing); memory: the
             merge(q, np.asarray(vectors[q], np.float32) @ b.T, mem)
         if j % 64 == 0:
             _report(progress, 0.3 + 0.7 * j / n_lists, "nearest neighbours (probed cells)")
-    # sort each row by decreasing similarity, ties by the smaller index; empty slots last
-    for b0 in range(0, n, 65536):                 # in row blocks: no (N, k) temporaries
-        bs, bi = best_s[b0:b0 + 65536], best_i[b0:b0 + 65536]
+    _sort_rows(best_s, best_i)
+    _report(progress, 1.0, "nearest neighbours")
+    return best_i, best_s, info
+
+
+def _group_by_cell(cell, rows, n_lists):
+    """``(rows ordered by cell, starts)``: the rows of cell ``j`` are
+    ``out[starts[j]:starts[j + 1]]``; cell ``-1`` (the two-level quantizer's padding) is
+    dropped."""
+    keep = cell >= 0
+    cell, rows = cell[keep], rows[keep]
+    o = np.argsort(cell, kind="stable")
+    return rows[o], np.searchsorted(cell[o], np.arange(n_lists + 1))
+
+
+#: :func:`knn_search` is exact up to this many query x base pairs (or base rows up to
+#: :data:`EXACT_MAX_ROWS`); above, :func:`ivf_query`
+EXACT_MAX_PAIRS = 1 << 28
+
+
+def knn_search(queries, base, k: int, exclude=None):
+    """:func:`knn_query` where it is cheap (a base of up to :data:`EXACT_MAX_ROWS` rows or up to
+    :data:`EXACT_MAX_PAIRS` query x base pairs), else :func:`ivf_query`. Same returns."""
+    n_q, n_b = len(queries), len(base)
+    if n_b <= EXACT_MAX_ROWS or n_q * n_b <= EXACT_MAX_PAIRS:
+        return knn_query(queries, base, k, exclude=exclude)
+    return ivf_query(queries, base, k, exclude=exclude)
+
+
+def ivf_query(queries, base, k: int, exclude=None, n_lists: int | None = None,
+              n_probe: int = 16, train_rows: int | None = None, seed: int = 0):
+    """Approximate :func:`knn_query`: the ``k`` most similar rows of ``base`` for each query
+    row, searched in the query's ``n_probe`` nearest of ``n_lists`` k-means cells of the base
+    (cells as in :func:`ivf_knn`). Cost: the cells' training plus
+    ``Q * n_probe * (B / n_lists) * D`` instead of ``Q * B * D``.
+
+    ``exclude[i]``: a base index query ``i`` must not return (-1 for none). Returns
+    ``(indices (Q, k) int64, sims (Q, k) float32)`` sorted by decreasing similarity; missing
+    slots are ``-1`` / ``-inf``.
+
+    >>> import numpy as np
+    >>> v = normalize(np.random.default_rng(0).standard_normal((3000, 16)))
+    >>> ind, _ = ivf_query(v[:5], v, 3, exclude=np.arange(5), n_lists=20, n_probe=20)
+    >>> bool((ind == knn_query(v[:5], v, 3, exclude=np.arange(5))[0]).all())
+    True
+    """
+    n_q, n_b = len(queries), len(base)
+    k = max(0, min(int(k), n_b))
+    best_s = np.full((n_q, k), -np.inf, np.float32)
+    best_i = np.full((n_q, k), -1, np.int64)
+    if n_q == 0 or k == 0:
+        return best_i, best_s
+    if n_lists is None:
+        n_lists = int(round(max(np.sqrt(n_b), n_b / ROWS_PER_CELL)))
+    n_lists = int(max(1, min(n_lists, n_b)))
+    n_probe = int(max(1, min(n_probe, n_lists)))
+    rng = np.random.default_rng(seed)
+    m = int(min(n_b, train_rows or max(40 * n_lists, 20000)))
+    sample = np.sort(rng.choice(n_b, m, replace=False))
+    cells = _cells.train_cells(np.asarray(base[sample], np.float32), n_lists, seed, rng)
+    n_lists = cells.n_lists
+    order, starts = _group_by_cell(_cells.nearest_cells(base, cells, 1)[:, 0],
+                                   np.arange(n_b, dtype=np.int64), n_lists)
+    visit_q, vstarts = _group_by_cell(_cells.nearest_cells(queries, cells, n_probe).ravel(),
+                                      np.repeat(np.arange(n_q, dtype=np.int64), n_probe), n_lists)
+    ex = None if exclude is None else np.asarray(exclude, np.int64)
+    q_block = max(256, TILE_CELLS // max(int(np.diff(starts).max()), 1))
+    for j in range(n_lists):
+        mem = order[starts[j]:starts[j + 1]]
+        qs = visit_q[vstarts[j]:vstarts[j + 1]]
+        if len(mem) == 0 or len(qs) == 0:
+            continue
+        b = np.ascontiguousarray(base[mem], dtype=np.float32)
+        for q0 in range(0, len(qs), q_block):
+            q = qs[q0:q0 + q_block]
+            s = np.asarray(queries[q], np.float32) @ b.T
+            if ex is not None:
+                s[ex[q][:, None] == mem[None, :]] = -np.inf
+            _merge_topk(best_s, best_i, q, s, mem, k)
+    _sort_rows(best_s, best_i)
+    return best_i, best_s
+
+
+def _merge_topk(best_s, best_i, q, s, cols, k):
+    """Merges the similarities ``s`` (rows ``q``, base columns ``cols``) into each row's
+    running top-``k`` (``best_s`` / ``best_i``, unsorted); tiles that beat no row's running
+    k-th similarity are skipped."""
+    thr = best_s[q, k - 1]                        # the k-th largest (argpartition keeps it there)
+    hit = (s > thr[:, None]).any(axis=1)
+    if not hit.any():
+        return
+    q, s = q[hit], s[hit]
+    t = min(k, s.shape[1])
+    if s.shape[1] > t:
+        part = np.argpartition(-s, t - 1, axis=1)[:, :t]
+    else:
+        part = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+    ms = np.concatenate([best_s[q], np.take_along_axis(s, part, axis=1)], axis=1)
+    mi = np.concatenate([best_i[q], cols[part]], axis=1)
+    o = np.argpartition(-ms, k - 1, axis=1)[:, :k]
+    best_s[q] = np.take_along_axis(ms, o, axis=1)
+    best_i[q] = np.take_along_axis(mi, o, axis=1)
+
+
+def _sort_rows(best_s, best_i, block: int = 65536):
+    """Each row by decreasing similarity, ties by the smaller index, empty slots (-inf) last
+    as ``-1``; in row blocks (no (N, k) temporaries)."""
+    for b0 in range(0, len(best_s), block):
+        bs, bi = best_s[b0:b0 + block], best_i[b0:b0 + block]
         o = np.lexsort((np.where(bi < 0, np.iinfo(np.int64).max, bi), -bs), axis=1)
         bs[:] = np.take_along_axis(bs, o, axis=1)
         bi[:] = np.take_along_axis(bi, o, axis=1)
         bi[~np.isfinite(bs)] = -1
-    _report(progress, 1.0, "nearest neighbours")
-    return best_i, best_s, info
 
 
 def _report(progress, frac, msg):

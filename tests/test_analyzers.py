@@ -136,6 +136,50 @@ def test_ivf_graph_two_level_cells(monkeypatch):
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ind, ex)]) >= 0.95
 
 
+def test_ivf_query_against_a_large_base(monkeypatch):
+    """Queries against a large base (a class's members, for class support) are searched in the
+    base's cells above knn.EXACT_MAX_PAIRS; same contract and >= 0.95 recall as the exact
+    query, and the class support built on it stays within 0.01 of the exact one."""
+    from visual_curation.core.analyzers import support
+
+    v, labels = blobs(4000, d=32, k=8, spread=0.5, seed=9)
+    q = np.arange(0, 4000, 13)
+    ind, sim = vknn.ivf_query(v[q], v, 10, exclude=q, n_probe=8)
+    ex_i, ex_s = vknn.knn_query(v[q], v, 10, exclude=q)
+    assert ind.shape == (len(q), 10) and (ind != q[:, None]).all()
+    assert (np.diff(sim, axis=1) <= 1e-6).all()
+    np.testing.assert_allclose(np.einsum("id,ikd->ik", v[q], v[ind]), sim, atol=1e-5)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ind, ex_i)]) >= 0.95
+    # fewer eligible rows than k: -1 / -inf slots, never the excluded row
+    ti, ts = vknn.ivf_query(v[:3], v[:5], 5, exclude=np.arange(3), n_lists=2, n_probe=2)
+    assert ((ti == -1) == ~np.isfinite(ts)).all() and (ti != np.arange(3)[:, None]).all()
+    # knn_search: exact for a small base, cells when told the base is large
+    si, _ = vknn.knn_search(v[q], v, 10, exclude=q)
+    assert (si == ex_i).all()
+    monkeypatch.setattr(vknn, "EXACT_MAX_ROWS", 0)
+    monkeypatch.setattr(vknn, "EXACT_MAX_PAIRS", 0)
+    si, ss = vknn.knn_search(v[q], v, 10, exclude=q)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(si, ex_i)]) >= 0.95
+
+    # class support on the IVF graph, 6 % of labels flipped (their own class is rarely among
+    # their neighbours: the members' cells are searched)
+    rng = np.random.default_rng(3)
+    names = sorted(set(labels))
+    flip = rng.random(len(labels)) < 0.06
+    noisy = [names[(names.index(l) + 1) % len(names)] if f else l for l, f in zip(labels, flip)]
+
+    def own():
+        inp = AnalysisInput(ids=[str(i) for i in range(4000)], vectors=v, labels=noisy,
+                            knn_method="ivf")
+        codes, cn = inp.label_array()
+        return support.class_support(inp, codes, len(cn))["own"]
+
+    approx = own()
+    monkeypatch.setattr(vknn, "EXACT_MAX_PAIRS", 1 << 62)
+    exact = own()
+    assert np.isfinite(exact).all()
+    np.testing.assert_allclose(approx, exact, atol=0.01)
+
 def test_knn_small_and_cache():
     v, _ = blobs(3, d=4)
     ind, sim = vknn.knn(v, 10)
