@@ -78,6 +78,30 @@ def near_copy_groups(inp: AnalysisInput, k: int, min_sim: float) -> np.ndarray:
     return connected_components(g, directed=False)[1]
 
 
+class Projection:
+    """The vectors' rows on the PCA components, computed when indexed: ``proj[rows]`` is a
+    float32 ``(len(rows), dims)`` array; an N x dims copy is never held (at ten million rows
+    and 256 components it would be 5 GB even as float16)."""
+
+    def __init__(self, vectors, mean, comps):
+        self.vectors, self.mean, self.comps = vectors, mean, comps
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        from .. import knn as _knn
+
+        return _knn.project(self.vectors[rows], self.mean, self.comps)
+
+
+def predict_rows(w, X, rows, n_classes, out, block: int = 65536):
+    """``out[rows] = predict_softmax(w, X[rows])`` in row blocks."""
+    for b0 in range(0, len(rows), block):
+        r = rows[b0:b0 + block]
+        out[r] = predict_softmax(w, np.asarray(X[r], dtype=np.float32), n_classes)
+
+
 def cv_probabilities(X, y, n_classes, l2, folds, groups, max_train=50000, seed=0,
                      progress=None, span=(0.0, 1.0)):
     """Out-of-fold softmax-regression probabilities ``(N, C)`` for labelled rows (y >= 0) and a
@@ -111,12 +135,14 @@ def _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed, progr
         if len(tr) > max_train:
             tr = np.sort(rng.choice(tr, max_train, replace=False))
         w = _fit_softmax(np.ascontiguousarray(X[tr], dtype=np.float32), y[tr], n_classes, l2, w0=w)
-        P[te] = predict_softmax(w, np.asarray(X[te], dtype=np.float32), n_classes)
+        predict_rows(w, X, te, n_classes, P)
         report(progress, span[0] + (span[1] - span[0]) * (f + 1) / folds, "cross-validated classifier")
     unl = np.flatnonzero(~lab)
     if len(unl):
-        P[unl] = (predict_softmax(w, np.asarray(X[unl], dtype=np.float32), n_classes)
-                  if w is not None else 1.0 / n_classes)
+        if w is not None:
+            predict_rows(w, X, unl, n_classes, P)
+        else:
+            P[unl] = 1.0 / n_classes
     return P, w
 
 
@@ -127,19 +153,19 @@ def knn_probabilities(inp, y, n_classes, k, dup_sim):
 
 def vote(ind, sim, y, n_classes, dup_sim, block: int = 65536):
     """Similarity-weighted label vote of the neighbours ``ind`` (copies, sim >= dup_sim,
-    excluded); rows with no vote get the uniform distribution. In row blocks: the
-    temporaries stay ``block x k`` whatever N is."""
+    excluded); rows with no vote get the uniform distribution. float32 ``(N, C)``, summed in
+    float64 row blocks: the temporaries stay ``block x k`` whatever N is."""
     n, k = ind.shape
-    P = np.zeros((n, n_classes))
+    P = np.empty((n, n_classes), np.float32)
     for b0 in range(0, n, block):
         bi, bs = ind[b0:b0 + block], sim[b0:b0 + block]
         ok = (bi >= 0) & (y[np.maximum(bi, 0)] >= 0) & (bs < dup_sim)
         w = np.where(ok, np.maximum(bs, 0.0), 0.0).astype(np.float64)
-        Pb = P[b0:b0 + block]
+        Pb = np.zeros((len(bi), n_classes))
         np.add.at(Pb, (np.repeat(np.arange(len(bi)), k),
                        np.where(ok, y[np.maximum(bi, 0)], 0).ravel()), w.ravel())
         s = Pb.sum(axis=1, keepdims=True)
-        Pb[:] = np.where(s > 0, Pb / np.maximum(s, 1e-12), 1.0 / n_classes)
+        P[b0:b0 + block] = np.where(s > 0, Pb / np.maximum(s, 1e-12), 1.0 / n_classes)
     return P
 
 
@@ -211,9 +237,7 @@ class MislabelsAnalyzer(Analyzer):
         from .. import knn as _knn
 
         mean, comps = _knn.pca(inp.vectors, int(p["mislabel_pca_dims"]), sample=50000)
-        # float16 storage for large inputs (a million x 256 is 0.5 GiB); fits run in float32
-        X = _knn.project(inp.vectors, mean, comps,
-                         dtype=np.float16 if n * comps.shape[0] > (1 << 27) else np.float32)
+        X = Projection(inp.vectors, mean, comps)
         P_lr, model = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
                                 int(p["mislabel_max_train"]), int(p["mislabel_seed"]),
                                 progress, (0.05, 0.75))
