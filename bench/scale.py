@@ -110,7 +110,9 @@ def build_million(n, uri, seed=0, index=True):
 
 # ----------------------------------------------------------------------------- RSS sampling
 class RssSampler:
-    """Samples this process's resident memory every ``dt`` seconds; marks named steps."""
+    """Samples this process's resident memory every ``dt`` seconds; marks named steps.
+    ``peak_anon``: the peak of the anonymous part (RSS less file-backed pages, which the
+    system can drop and read again: memory-mapped vectors)."""
 
     def __init__(self, dt=0.2):
         import psutil
@@ -118,6 +120,7 @@ class RssSampler:
         self.p = psutil.Process()
         self.dt = dt
         self.peak = 0
+        self.peak_anon = 0
         self.step = "start"
         self.by_step = {}
         self._stop = threading.Event()
@@ -129,8 +132,10 @@ class RssSampler:
             time.sleep(self.dt)
 
     def sample(self):
-        r = self.p.memory_info().rss
+        mi = self.p.memory_info()
+        r = mi.rss
         self.peak = max(self.peak, r)
+        self.peak_anon = max(self.peak_anon, r - getattr(mi, "shared", 0))
         self.by_step[self.step] = max(self.by_step.get(self.step, 0), r)
 
     def mark(self, step):
@@ -148,8 +153,10 @@ class RssSampler:
         self.sample()
 
 
-def worker_million(n, uri, out):
-    """Child process: read vectors from LanceDB, run the analyses, measure everything."""
+def worker_million(n, uri, out, mmap=False):
+    """Child process: read vectors from LanceDB, run the analyses, measure everything.
+    ``mmap``: the vectors are read into a memory-mapped file (as ``analyze`` does when they
+    exceed a share of the machine's memory), in generation order."""
     from visual_curation.core import knn as vknn
     from visual_curation.core.analyzers import REGISTRY
     from visual_curation.core.analyzers.base import AnalysisInput
@@ -161,11 +168,16 @@ def worker_million(n, uri, out):
         rs.mark("read")
         t = time.perf_counter()
         store = VectorStore(f"vc_bench_synthetic_{n}_s0", uri=uri)
-        ids, vecs, _ = store.vectors(dtype=np.float16)
-        order = np.argsort(np.asarray(ids))        # rows back in generation order
-        if not np.array_equal(order, np.arange(len(order))):
-            vecs = vecs[order]
-            ids = [ids[j] for j in order]
+        if mmap:                                   # placed in generation order as read
+            ids, vecs, _ = store.vectors([f"s{i:07d}" for i in range(n)], dtype=np.float16,
+                                         mmap_dir=str(WORK / "mmap"))
+        else:
+            ids, vecs, _ = store.vectors(dtype=np.float16)
+            order = np.argsort(np.asarray(ids))    # rows back in generation order
+            if not np.array_equal(order, np.arange(len(order))):
+                vecs = vecs[order]
+                ids = [ids[j] for j in order]
+        res["mmap"] = bool(mmap)
         res["steps"]["read vectors from LanceDB (float16)"] = time.perf_counter() - t
         labels = [str(c) for c in meta["given"]]
         inp = AnalysisInput(ids=ids, vectors=vecs, labels=labels)
@@ -200,6 +212,7 @@ def worker_million(n, uri, out):
         res["mislabel_precision"] = float((mis & truth).sum() / max(mis.sum(), 1))
         res["mislabel_recall"] = float((mis & truth).sum() / max(truth.sum(), 1))
     res["peak_rss_gb"] = rs.peak / 2**30
+    res["peak_anon_rss_gb"] = rs.peak_anon / 2**30
     res["rss_gb"] = {k: v / 2**30 for k, v in rs.by_step.items()}
     Path(out).write_text(json.dumps(res, indent=1))
 
@@ -503,9 +516,10 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--uri")
     ap.add_argument("--out")
+    ap.add_argument("--mmap", action="store_true")
     a = ap.parse_args(argv)
     if a.what == "_worker_million":
-        worker_million(a.n, a.uri, a.out)
+        worker_million(a.n, a.uri, a.out, mmap=a.mmap)
         return
     if a.what == "incremental70k":
         r = run_incremental70k(a.n if a.n != 1_000_000 else 70_000)

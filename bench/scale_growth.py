@@ -1,7 +1,9 @@
 """Growth of the vector analyses with N: the million-vector run of :mod:`scale` repeated on more
 synthetic vectors (same generator, same child process, same measures; no LanceDB IVF-PQ index
-on these tables - the analyses do not read it), the growth exponent between measured sizes, and
-ten million on paper where it was not measured.
+on these tables - the analyses do not read it; the vectors are read into a memory-mapped file,
+as ``analyze`` does when they exceed a share of the machine's memory, so the peak RSS is also
+given without the file pages the system can drop), the growth exponent between measured sizes,
+and ten million on paper where it was not measured.
 
     python bench/scale_growth.py 3000000 [10000000 ...]
 
@@ -38,7 +40,7 @@ def run_size(n, uri=None) -> dict:
     out = scale.WORK / f"scale-million-{n}.json"
     t = time.perf_counter()
     subprocess.run([sys.executable, scale.__file__, "_worker_million", "--n", str(n), "--uri",
-                    uri, "--out", str(out)], check=True, env=dict(os.environ))
+                    uri, "--out", str(out), "--mmap"], check=True, env=dict(os.environ))
     res = json.loads(out.read_text())
     res["child_wall_s"] = time.perf_counter() - t
     res["build"] = dict(seconds=build_s, write_s=meta["write_s"], reused=meta["reused"])
@@ -57,6 +59,19 @@ def graph_gflops(r) -> float:
     return flops / _knn_s(r) / 1e9
 
 
+def _anon(r) -> str:
+    """The anonymous part of the peak RSS (without the memory-mapped vectors' file pages)."""
+    return f"{r['peak_anon_rss_gb']:.2f}" if "peak_anon_rss_gb" in r else "-"
+
+
+def _anon_at_ten_m(a, b) -> str:
+    if "peak_anon_rss_gb" not in a or "peak_anon_rss_gb" not in b:
+        return ""
+    gb = b["peak_anon_rss_gb"] + (b["peak_anon_rss_gb"] - a["peak_anon_rss_gb"]) / (
+        b["n"] - a["n"]) * (TEN_M - b["n"])
+    return f", of it {gb:.1f} GiB anonymous (the rest: memory-mapped vectors)"
+
+
 def exponent(a, b, key) -> float:
     """``e`` in ``t ~ N^e`` between two runs, for the figure ``key(run)``."""
     return math.log(key(b) / key(a)) / math.log(b["n"] / a["n"])
@@ -71,12 +86,13 @@ def growth_table(runs: list[dict]) -> str:
         rows.append(
             f"| {r['n']:,} | {i['n_lists']:,} ({i.get('quantizer_levels', 1)}) | "
             f"{_knn_s(r):.0f} | {r['analysis_s'] - _knn_s(r):.0f} | **{r['analysis_s']:.0f}** | "
-            f"{r['peak_rss_gb']:.2f} | {r['graph_recall10_1000_rows']:.3f} | "
+            f"{r['peak_rss_gb']:.2f} | {_anon(r)} | {r['graph_recall10_1000_rows']:.3f} | "
             f"{r['planted_copy_recall']:.3f} | {r['mislabel_precision']:.2f} / "
             f"{r['mislabel_recall']:.2f} | {graph_gflops(r):.0f} |")
     out = ["| vectors | cells (quantizer levels) | kNN graph (s) | other analyses (s) | all "
-           "analyses (s) | peak RSS (GiB) | graph recall@10 (1,000 rows) | planted copies "
-           "grouped | mislabels P / R | graph GFLOP/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "analyses (s) | peak RSS (GiB) | of it anonymous (GiB) | graph recall@10 (1,000 rows) | "
+           "planted copies grouped | mislabels P / R | graph GFLOP/s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     out += rows
     text = "\n".join(out) + "\n\n"
     fits = []
@@ -94,7 +110,8 @@ def growth_table(runs: list[dict]) -> str:
         text += (f"**Ten million, extrapolated (not measured)** from the two largest sizes: "
                  f"{last['analysis_s'] * (TEN_M / last['n']) ** e / 60:.0f} min for all analyses "
                  f"(N^{e:.2f}; goal ≤ 60 min) and {gb:.1f} GiB peak RSS (linear in N; goal ≤ 16 "
-                 f"GiB). Measure it with `VC_BENCH_SCALE_SIZES=3000000,10000000`.\n\n")
+                 f"GiB){_anon_at_ten_m(runs[-2], last)}. Measure it with "
+                 f"`VC_BENCH_SCALE_SIZES=3000000,10000000`.\n\n")
     knn_share = _knn_s(last) / last["analysis_s"]
     text += (f"Where the time goes at {last['n']:,}: the kNN graph is {knn_share:.0%} of it, "
              f"float32 matrix products of {GRAPH_FLOPS} ({graph_gflops(last):.0f} GFLOP/s "

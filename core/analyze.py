@@ -232,8 +232,10 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
     # float16 above 2^28 values (1 GiB as float32): a million 512-d vectors take 1 GiB, and
     # every analyzer computes in float32 blocks
     big = len(ids) * store.dim > LARGE_VALUES
-    v_ids, vecs, extra = store.vectors(ids, extra=["content_hash", "width", "height"],
-                                       dtype=np.float16 if big else np.float32)
+    # and memory-mapped when larger than a share of the machine's memory
+    v_ids, vecs, extra = store.vectors(
+        ids, extra=["content_hash", "width", "height"], dtype=np.float16 if big else np.float32,
+        mmap_dir=vcs.mmap_dir_for(len(ids) * store.dim * (2 if big else 4), store.uri))
     steps["read vectors"] = time.time() - t0 - sum(steps.values())
     present = set(v_ids)
     sel = np.flatnonzero(np.array([i in present for i in ids], bool))  # rows of vecs, in order

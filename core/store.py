@@ -150,11 +150,16 @@ class VectorStore:
             return
         yield from reader
 
-    def vectors(self, ids=None, extra=(), dtype=np.float32):
+    def vectors(self, ids=None, extra=(), dtype=np.float32, mmap_dir=None):
         """``(ids, vectors (N, D), extra columns dict)``, in the order of ``ids`` if given (ids
         without a row are left out). Streamed batch by batch into one preallocated array of
         ``dtype`` (float16 halves the memory of a million-row read), so the peak is the result
-        plus one batch."""
+        plus one batch.
+
+        ``mmap_dir``: the array is a memory-mapped file in this folder instead of process memory
+        (ten million 512-d float16 vectors are 10 GB: the operating system pages them in and out
+        as the analyses read them). The file is unlinked at once where the system allows it, so
+        nothing is left behind, whatever happens to the process."""
         cols = ["id", "vector", *extra]
         dim = self.dim                           # FileNotFoundError (recompute hint) if no table
         if ids is not None:                     # rows land directly at their place in ``ids``
@@ -162,7 +167,7 @@ class VectorStore:
 
             ids = list(ids)
             want = pa.array(ids, pa.string())
-            out = np.empty((len(ids), dim), dtype)
+            out = _alloc((len(ids), dim), dtype, mmap_dir)
             found = np.zeros(len(ids), bool)
             ext_at = {c: np.full(len(ids), None, object) for c in extra}
             for b in self.iter_batches(cols):
@@ -183,10 +188,13 @@ class VectorStore:
             if found.all():
                 return ids, out, {c: v.tolist() for c, v in ext_at.items()}
             sel = np.flatnonzero(found)
-            return ([ids[j] for j in sel], out[sel],
+            for b0 in range(0, len(sel), 65536):     # compacted in place: no second copy
+                chunk = sel[b0:b0 + 65536]
+                out[b0:b0 + len(chunk)] = out[chunk]
+            return ([ids[j] for j in sel], out[:len(sel)],
                     {c: v[sel].tolist() for c, v in ext_at.items()})
         n_rows = self.count()
-        out = np.empty((n_rows, dim), dtype)
+        out = _alloc((n_rows, dim), dtype, mmap_dir)
         got_ids, ext = [], {c: [] for c in extra}
         m = 0
         for b in self.iter_batches(cols):
@@ -378,6 +386,48 @@ def _objects(values):
     out = np.empty(len(values), object)
     for j, v in enumerate(values):
         out[j] = v
+    return out
+
+
+#: a vector read larger than this share of the machine's memory goes to a memory-mapped file
+MMAP_SHARE = 0.25
+
+
+def mmap_dir_for(nbytes: int, uri: str | None = None):
+    """Where a vector read of ``nbytes`` is memory-mapped (see :meth:`VectorStore.vectors`):
+    ``None`` (in memory) up to :data:`MMAP_SHARE` of physical memory; above, a ``.vc_tmp``
+    folder inside a local LanceDB folder (on disk, beside the data), or the system's temporary
+    folder when LanceDB is remote."""
+    import os
+    import tempfile
+
+    import psutil
+
+    if nbytes <= MMAP_SHARE * psutil.virtual_memory().total:
+        return None
+    if uri and "://" not in str(uri):
+        return os.path.join(str(uri), ".vc_tmp")
+    return tempfile.gettempdir()
+
+
+def _alloc(shape, dtype, mmap_dir=None):
+    """An empty array: in memory, or a memory-mapped file in ``mmap_dir`` unlinked at once
+    (its pages stay valid until the array is released; where the system refuses to unlink an
+    open file, it is removed at exit)."""
+    if mmap_dir is None:
+        return np.empty(shape, dtype)
+    import atexit
+    import os
+    import tempfile
+
+    os.makedirs(mmap_dir, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="vc_vectors_", suffix=".npy", dir=mmap_dir)
+    os.close(fd)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    try:
+        os.unlink(path)
+    except OSError:
+        atexit.register(lambda: os.path.exists(path) and os.unlink(path))
     return out
 
 

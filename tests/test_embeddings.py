@@ -293,3 +293,36 @@ def test_hostile_strings_never_reach_filters():
         with pytest.raises(ValueError):
             cfg.check_id(bad)
     assert cfg.sql_string("it's") == "'it''s'"
+
+
+def test_large_vector_reads_are_memory_mapped(fmnist_dataset, tmp_path, monkeypatch):
+    """Vectors larger than a share of the machine's memory are read into a memory-mapped file
+    (unlinked at once: nothing left behind); same rows and values, and ``analyze`` on them
+    writes the same fields as in memory."""
+    ds, _ = fmnist_dataset
+    vc.compute_embeddings(ds, model="demo")
+    store = _store(ds)
+    ids = ds.values("id")
+    want = ids[::3] + ["no-such-id"] + ids[1::3]
+    ref_ids, ref, _ = store.vectors(want, dtype=np.float16)
+    spill = tmp_path / "spill"
+    got_ids, got, _ = store.vectors(want, dtype=np.float16, mmap_dir=str(spill))
+    assert isinstance(got, np.memmap) or isinstance(got.base, np.memmap)
+    assert got_ids == ref_ids and len(got_ids) == len(want) - 1
+    assert np.array_equal(got, ref)
+    all_ids, all_v, _ = store.vectors(mmap_dir=str(spill))
+    assert np.array_equal(all_v, store.vectors(all_ids)[1])
+    assert list(spill.iterdir()) == []                      # unlinked while mapped
+
+    assert vcs.mmap_dir_for(10 ** 6, store.uri) is None     # small reads stay in memory
+    monkeypatch.setattr(vcs, "MMAP_SHARE", 0.0)
+    assert vcs.mmap_dir_for(10 ** 6, store.uri) == str(Path(store.uri) / ".vc_tmp")
+    fields = ["vc_dup_group", "vc_uniqueness", "vc_cluster_1", "vc_cluster_5", "vc_mislabel",
+              "vc_outlier"]
+    mapped = vc.analyze(ds, label_field="ground_truth", force=True, incremental=False)
+    got_f = {f: ds.values(f) for f in fields if ds.has_sample_field(f)}
+    monkeypatch.setattr(vcs, "MMAP_SHARE", 0.25)
+    vc.analyze(ds, label_field="ground_truth", force=True, incremental=False)
+    assert got_f == {f: ds.values(f) for f in got_f}
+    assert len(got_f) == len(fields) and mapped["analysed"] == len(ds)
+    assert list((Path(store.uri) / ".vc_tmp").iterdir()) == []
