@@ -151,10 +151,8 @@ once the cells stop growing); memory: the
     n_lists = int(max(1, min(n_lists, n)))
     n_probe = int(max(1, min(n_probe, n_lists)))
     info = dict(method="ivf", n=n, k=k, n_lists=n_lists, n_probe=n_probe)
-    best_s = np.full((n, k), -np.inf, np.float32)
-    best_i = np.full((n, k), -1, np.int64)
     if n == 0 or k == 0:
-        return best_i, best_s, info
+        return np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32), info
     rng = np.random.default_rng(seed)
     m = int(min(n, train_rows or max(40 * n_lists, 20000)))
     sample = np.sort(rng.choice(n, m, replace=False))
@@ -164,10 +162,14 @@ once the cells stop growing); memory: the
     n_lists = cells.n_lists
     probes = _cells.nearest_cells(vectors, cells, n_probe)
     _report(progress, 0.1, "cells assigned")
-    order, starts = _group_by_cell(probes[:, 0], np.arange(n, dtype=np.int64), n_lists)
+    it = np.int32 if n < 2**31 else np.int64      # row ids of the probe lists (N x n_probe)
+    order, starts = _group_by_cell(probes[:, 0], np.arange(n, dtype=it), n_lists)
     visit_q, vstarts = _group_by_cell(probes[:, 1:].ravel(),
-                                      np.repeat(np.arange(n, dtype=np.int64), n_probe - 1), n_lists)
+                                      np.repeat(np.arange(n, dtype=it), n_probe - 1), n_lists)
     del probes
+    # the results are allocated once the cells' temporaries are gone (peaks do not add up)
+    best_s = np.full((n, k), -np.inf, np.float32)
+    best_i = np.full((n, k), -1, np.int64)
 
     def merge(q, s, cols):
         _merge_topk(best_s, best_i, q, s, cols, k)
@@ -205,10 +207,14 @@ def _group_by_cell(cell, rows, n_lists):
     """``(rows ordered by cell, starts)``: the rows of cell ``j`` are
     ``out[starts[j]:starts[j + 1]]``; cell ``-1`` (the two-level quantizer's padding) is
     dropped."""
-    keep = cell >= 0
-    cell, rows = cell[keep], rows[keep]
+    if (cell < 0).any():
+        keep = cell >= 0
+        cell, rows = cell[keep], rows[keep]
     o = np.argsort(cell, kind="stable")
-    return rows[o], np.searchsorted(cell[o], np.arange(n_lists + 1))
+    rows = rows[o]
+    cell = cell[o]
+    del o
+    return rows, np.searchsorted(cell, np.arange(n_lists + 1))
 
 
 #: :func:`knn_search` is exact up to this many query x base pairs (or base rows up to
