@@ -187,17 +187,13 @@ once the cells stop growing); memory: the
             merge(mem[q0:q0 + q_block], s, mem)
         if j % 64 == 0:
             _report(progress, 0.1 + 0.2 * j / n_lists, "nearest neighbours (own cell)")
-    for j in range(n_lists):                      # pass 2: rows probing the cell from outside
-        mem = order[starts[j]:starts[j + 1]]
-        qs = visit_q[vstarts[j]:vstarts[j + 1]]
-        if len(mem) == 0 or len(qs) == 0:
-            continue
-        b = np.ascontiguousarray(vectors[mem], dtype=np.float32)
-        for q0 in range(0, len(qs), q_block):
-            q = qs[q0:q0 + q_block]
-            merge(q, np.asarray(vectors[q], np.float32) @ b.T, mem)
+    def probed(j):
         if j % 64 == 0:
             _report(progress, 0.3 + 0.7 * j / n_lists, "nearest neighbours (probed cells)")
+
+    # pass 2: rows probing the cell from outside
+    _probe_cells(vectors, vectors, order, starts, visit_q, vstarts, merge, q_block,
+                 on_cell=probed)
     _sort_rows(best_s, best_i)
     _report(progress, 1.0, "nearest neighbours")
     return best_i, best_s, info
@@ -267,9 +263,21 @@ def ivf_query(queries, base, k: int, exclude=None, n_lists: int | None = None,
                                    np.arange(n_b, dtype=np.int64), n_lists)
     visit_q, vstarts = _group_by_cell(_cells.nearest_cells(queries, cells, n_probe).ravel(),
                                       np.repeat(np.arange(n_q, dtype=np.int64), n_probe), n_lists)
-    ex = None if exclude is None else np.asarray(exclude, np.int64)
-    q_block = max(256, TILE_CELLS // max(int(np.diff(starts).max()), 1))
-    for j in range(n_lists):
+    _probe_cells(queries, base, order, starts, visit_q, vstarts,
+                 lambda q, s, cols: _merge_topk(best_s, best_i, q, s, cols, k),
+                 max(256, TILE_CELLS // max(int(np.diff(starts).max()), 1)),
+                 exclude=None if exclude is None else np.asarray(exclude, np.int64))
+    _sort_rows(best_s, best_i)
+    return best_i, best_s
+
+
+def _probe_cells(queries, base, order, starts, visit_q, vstarts, merge, q_block, exclude=None,
+                 on_cell=None):
+    """For each cell ``j``: the queries that probe it (``visit_q[vstarts[j]:vstarts[j + 1]]``)
+    against its base rows (``order[starts[j]:starts[j + 1]]``), ``q_block`` queries a tile,
+    each tile handed to ``merge(query rows, sims, base rows)``; ``exclude[i]``: a base row
+    query ``i`` must not get; ``on_cell(j)`` after each cell with work."""
+    for j in range(len(starts) - 1):
         mem = order[starts[j]:starts[j + 1]]
         qs = visit_q[vstarts[j]:vstarts[j + 1]]
         if len(mem) == 0 or len(qs) == 0:
@@ -278,11 +286,11 @@ def ivf_query(queries, base, k: int, exclude=None, n_lists: int | None = None,
         for q0 in range(0, len(qs), q_block):
             q = qs[q0:q0 + q_block]
             s = np.asarray(queries[q], np.float32) @ b.T
-            if ex is not None:
-                s[ex[q][:, None] == mem[None, :]] = -np.inf
-            _merge_topk(best_s, best_i, q, s, mem, k)
-    _sort_rows(best_s, best_i)
-    return best_i, best_s
+            if exclude is not None:
+                s[exclude[q][:, None] == mem[None, :]] = -np.inf
+            merge(q, s, mem)
+        if on_cell is not None:
+            on_cell(j)
 
 
 def _merge_topk(best_s, best_i, q, s, cols, k):

@@ -401,7 +401,7 @@ def mmap_dir_for(nbytes: int, uri: str | None = None):
     import os
     import tempfile
 
-    import psutil
+    import psutil  # a dependency of fiftyone
 
     if nbytes <= MMAP_SHARE * psutil.virtual_memory().total:
         return None

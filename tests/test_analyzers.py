@@ -180,6 +180,7 @@ def test_ivf_query_against_a_large_base(monkeypatch):
     assert np.isfinite(exact).all()
     np.testing.assert_allclose(approx, exact, atol=0.01)
 
+
 def test_knn_small_and_cache():
     v, _ = blobs(3, d=4)
     ind, sim = vknn.knn(v, 10)

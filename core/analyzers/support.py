@@ -17,13 +17,12 @@ Two ways, chosen by the input's kNN graph:
   neighbours. A class with at least ``m_c`` members there has its exact top-``m_c`` mean; a
   class with fewer is estimated by filling the missing members with the row's last (k-th)
   similarity (an upper bound; where such an estimate would be an item's best class, it is
-  replaced by its support searched as below, up to ``refine_rounds`` times); classes absent from the
-  neighbourhood are not candidates for ``best``. An item whose *own* class is not covered (the
-  interesting ones: mislabels, outliers) gets its own-class support from a query against that
-  class's members: exact (blocked) while items x class size is small, else searched in the
-  members' IVF cells (:func:`knn.knn_search`; at 3M vectors 3 s instead of 10 s per class,
-  support within 2e-3 of exact at 1M and 3M). The cost grows with the uncovered items x sqrt(class size),
-  not N x N.
+  replaced by its support searched as below, up to ``refine_rounds`` times); classes absent
+  from the neighbourhood are not candidates for ``best``. An item whose *own* class is not
+  covered (the interesting ones: mislabels, outliers) gets its own-class support from a query
+  against that class's members: exact (blocked) while items x class size is small, else
+  searched in the members' IVF cells (:func:`knn.knn_search`), so the cost grows with the
+  uncovered items x sqrt(class size), not N x N.
 """
 from __future__ import annotations
 
