@@ -9,6 +9,10 @@ and ten million on paper where it was not measured.
 
 ``make bench ARGS="--only scale"`` measures the sizes in ``VC_BENCH_SCALE_SIZES`` (default
 ``3000000``; add ``10000000`` for ten million: about an hour more on 2 cores and ~21 GB of disk).
+Sizes also listed in ``VC_BENCH_SCALE_REUSE`` are not measured again: their last measurement
+(the JSON an earlier run of this command left in the bench folder) is used, and its row says
+when it was measured - so ten million, measured once, can stay in the table while the smaller
+sizes are re-measured.
 """
 from __future__ import annotations
 
@@ -31,8 +35,23 @@ def sizes_from_env(quick: bool) -> list[int]:
     return [int(x) for x in raw.replace(" ", "").split(",") if x]
 
 
+def reused_sizes() -> set[int]:
+    """The sizes in ``VC_BENCH_SCALE_REUSE``: taken from their last measurement."""
+    raw = os.environ.get("VC_BENCH_SCALE_REUSE", "")
+    return {int(x) for x in raw.replace(" ", "").split(",") if x}
+
+
 def run_size(n, uri=None) -> dict:
-    """The analyses on ``n`` synthetic vectors in a child process (see :func:`scale.worker_million`)."""
+    """The analyses on ``n`` synthetic vectors in a child process (see :func:`scale.worker_million`),
+    or their last measurement when ``n`` is in :func:`reused_sizes`."""
+    if n in reused_sizes():
+        path = scale.WORK / f"scale-million-{n}.json"
+        if not path.exists():
+            raise SystemExit(f"VC_BENCH_SCALE_REUSE names {n:,} but it was never measured here "
+                             f"({path} is missing): measure it once first")
+        res = json.loads(path.read_text())
+        res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+        return res
     uri = uri or str(scale.WORK / "lancedb-scale")
     t = time.perf_counter()
     _, meta = scale.build_million(n, uri, index=False)
@@ -83,8 +102,9 @@ def growth_table(runs: list[dict]) -> str:
     rows = []
     for r in runs:
         i = r["knn_info"]
+        when = f" (measured {r['measured_at']} by an earlier run)" if "measured_at" in r else ""
         rows.append(
-            f"| {r['n']:,} | {i['n_lists']:,} ({i.get('quantizer_levels', 1)}) | "
+            f"| {r['n']:,}{when} | {i['n_lists']:,} ({i.get('quantizer_levels', 1)}) | "
             f"{_knn_s(r):.0f} | {r['analysis_s'] - _knn_s(r):.0f} | **{r['analysis_s']:.0f}** | "
             f"{r['peak_rss_gb']:.2f} | {_anon(r)} | {r['graph_recall10_1000_rows']:.3f} | "
             f"{r['planted_copy_recall']:.3f} | {r['mislabel_precision']:.2f} / "
@@ -112,6 +132,14 @@ def growth_table(runs: list[dict]) -> str:
                  f"(N^{e:.2f}; goal ≤ 60 min) and {gb:.1f} GiB peak RSS (linear in N; goal ≤ 16 "
                  f"GiB){_anon_at_ten_m(runs[-2], last)}. Measure it with "
                  f"`VC_BENCH_SCALE_SIZES=3000000,10000000`.\n\n")
+    elif last["n"] >= TEN_M:
+        anon = (f", of it {last['peak_anon_rss_gb']:.1f} GiB anonymous (the rest: the "
+                "memory-mapped vectors' file pages, which the system drops under pressure)"
+                if "peak_anon_rss_gb" in last else "")
+        text += (f"**{last['n']:,} measured**: {last['analysis_s'] / 60:.0f} min for all "
+                 f"analyses (goal ≤ 60 min), peak RSS {last['peak_rss_gb']:.1f} GiB{anon} "
+                 f"(goal ≤ 16 GiB), graph recall@10 {last['graph_recall10_1000_rows']:.3f} "
+                 "(goal ≥ 0.95).\n\n")
     knn_share = _knn_s(last) / last["analysis_s"]
     text += (f"Where the time goes at {last['n']:,}: the kNN graph is {knn_share:.0%} of it, "
              f"float32 matrix products of {GRAPH_FLOPS} ({graph_gflops(last):.0f} GFLOP/s "
