@@ -301,3 +301,39 @@ def test_registration_keeps_everyday_motions_only_and_scales_between_sizes():
     truth = cv2.invertAffineTransform(W256)
     assert np.allclose(scaled(w32, 32, 128), w128, atol=0.5), (scaled(w32, 32, 128), w128)
     assert np.allclose(scaled(w128, 128, 256), truth, atol=0.5), (scaled(w128, 128, 256), truth)
+
+
+def test_a_copy_with_a_wide_border_registers_whichever_image_leads():
+    """A frame added around a picture (then resized to the original size: a zoom-out) shows
+    the whole original inside part of the copy's frame: the registration accepts it with
+    either image as the template (the pair's order is the dataset's), while a motion that
+    leaves half of each frame unshared is refused (:func:`shared_share`)."""
+    import cv2
+
+    from visual_curation.core.analyzers import dup_pixels as dp
+    from visual_curation.core.analyzers.dup_register import LIMITS, register, shared_share
+
+    rng = np.random.default_rng(5)
+    img = np.zeros((224, 224, 3), np.uint8)
+    for _ in range(12):
+        c = tuple(int(x) for x in rng.integers(0, 256, 3))
+        cv2.circle(img, tuple(int(x) for x in rng.integers(30, 194, 2)),
+                   int(rng.integers(10, 40)), c, -1)
+    cv2.rectangle(img, (40, 60), (120, 150), (230, 200, 40), 4)
+    pad = 30                                            # 13 % of the side on every edge
+    framed = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                value=(0, 0, 0))
+    framed = cv2.resize(framed, (224, 224), interpolation=cv2.INTER_AREA)
+    crops = [0.0]
+    G0 = np.stack([dp.signature(x, crops)[0][0] for x in (framed, img)])
+    zoom = (224 + 2 * pad) / 224
+    for a, b, scale in ((0, 1, zoom), (1, 0, 1 / zoom)):
+        W, corr, det = register(G0, np.array([a]), np.array([b]))
+        assert W[0] is not None and corr[0] >= 0.95, (a, b, corr, det)
+        sx, sy = np.linalg.norm(W[0][:, 0]), np.linalg.norm(W[0][:, 1])
+        assert abs(sx / scale - 1) < 0.05 and abs(sy / scale - 1) < 0.05, (a, b, W[0])
+    c = (32 - 1) / 2
+    zoom_out = cv2.getRotationMatrix2D((c, c), 0, 1.28).astype(np.float32)
+    assert shared_share(zoom_out, 32) > 0.9
+    half = np.float32([[1, 0, 16], [0, 1, 0]])          # half of each frame unshared
+    assert shared_share(half, 32) < LIMITS["overlap"]

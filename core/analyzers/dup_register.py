@@ -23,7 +23,9 @@ from .dup_pixels import (FINE, GRAY_CHROMA, LUMA, THUMB, chroma, foreground_resi
 
 #: what a registration may do and still be an everyday edit: turn (degrees), scale (each
 #: axis), aspect change (ratio of the axis scales), shear (|cos| of the angle between the
-#: axes), shift (fraction of the side) and the share of the frame both images must show
+#: axes), shift (fraction of the side) and the share of one of the two frames that both
+#: images show (:func:`shared_share`: a border or a zoom-out puts the whole original inside
+#: part of the copy's frame)
 LIMITS = dict(turn=15.0, scale=(0.7, 1.45), aspect=1.3, shear=0.1, shift=0.25, overlap=0.6)
 #: sizes at which stage 2 refines the motion and warps (then averages down to FINE)
 REFINE = 128
@@ -89,6 +91,17 @@ def overlap(W, side: int):
     return cv2.erode(m, np.ones((3, 3), np.uint8)) > 0.5
 
 
+def shared_share(W, side: int) -> float:
+    """The larger of the two frames' shares that both images show under the motion ``W``:
+    the template's pixels that land inside the input, or the input's pixels that come from
+    inside the template (a copy with a border shows all of its original in part of its own
+    frame, whichever of the two is the template)."""
+    import cv2
+
+    return max(float(overlap(W, side).mean()),
+               float(overlap(cv2.invertAffineTransform(W), side).mean()))
+
+
 def _ncc(x, y):
     x = x - x.mean()
     y = y - y.mean()
@@ -127,7 +140,7 @@ def register(G0, pa, pb, iters: int = 10):
         if W is None:
             return
         m = overlap(W, THUMB)
-        if not plausible(W, THUMB) or m.mean() < LIMITS["overlap"]:
+        if not plausible(W, THUMB) or shared_share(W, THUMB) < LIMITS["overlap"]:
             return
         Bw = _warp(B, W, THUMB)
         corr[j] = _ncc(A[m], Bw[m])
