@@ -91,14 +91,17 @@ def overlap(W, side: int):
     return cv2.erode(m, np.ones((3, 3), np.uint8)) > 0.5
 
 
-def shared_share(W, side: int) -> float:
+def shared_share(W, side: int, forward=None) -> float:
     """The larger of the two frames' shares that both images show under the motion ``W``:
-    the template's pixels that land inside the input, or the input's pixels that come from
-    inside the template (a copy with a border shows all of its original in part of its own
-    frame, whichever of the two is the template)."""
+    the template's pixels that land inside the input (``forward``, the :func:`overlap` mask,
+    when already computed), or the input's pixels that come from inside the template (a copy
+    with a border shows all of its original in part of its own frame, whichever of the two
+    is the template)."""
     import cv2
 
-    return max(float(overlap(W, side).mean()),
+    if forward is None:
+        forward = overlap(W, side)
+    return max(float(forward.mean()),
                float(overlap(cv2.invertAffineTransform(W), side).mean()))
 
 
@@ -140,7 +143,7 @@ def register(G0, pa, pb, iters: int = 10):
         if W is None:
             return
         m = overlap(W, THUMB)
-        if not plausible(W, THUMB) or shared_share(W, THUMB) < LIMITS["overlap"]:
+        if not plausible(W, THUMB) or shared_share(W, THUMB, m) < LIMITS["overlap"]:
             return
         Bw = _warp(B, W, THUMB)
         corr[j] = _ncc(A[m], Bw[m])
