@@ -30,15 +30,17 @@ TEN_M = 10_000_000
 GRAPH_FLOPS = "N x n_probe x (N / n_lists) x D x 2"
 
 
-def sizes_from_env(quick: bool) -> list[int]:
-    raw = os.environ.get("VC_BENCH_SCALE_SIZES", "300000" if quick else "3000000")
+def _sizes(raw: str) -> list[int]:
     return [int(x) for x in raw.replace(" ", "").split(",") if x]
+
+
+def sizes_from_env(quick: bool) -> list[int]:
+    return _sizes(os.environ.get("VC_BENCH_SCALE_SIZES", "300000" if quick else "3000000"))
 
 
 def reused_sizes() -> set[int]:
     """The sizes in ``VC_BENCH_SCALE_REUSE``: taken from their last measurement."""
-    raw = os.environ.get("VC_BENCH_SCALE_REUSE", "")
-    return {int(x) for x in raw.replace(" ", "").split(",") if x}
+    return set(_sizes(os.environ.get("VC_BENCH_SCALE_REUSE", "")))
 
 
 def run_size(n, uri=None) -> dict:
