@@ -313,10 +313,7 @@ def _analyze_run(sample_collection, label_field=None, embeddings_field=None, pat
         for j, msg in (res.errors or {}).items():
             errors[inp.ids[j]] = msg
         for f, vals in res.fields.items():
-            full = [None] * len(ids)
-            for j, v in zip(sel, vals):
-                full[j] = plain(v)
-            out[f] = full
+            out[f] = spread(vals, sel, len(ids))
 
     # vc_issues from every score present (this run's values, else the stored ones)
     stored = {}
@@ -402,6 +399,24 @@ def keep_signatures(inp, signatures, replace):
     except Exception as e:  # noqa: BLE001
         logger.warning("analyze: could not store the duplicate-check thumbnails (%s); later "
                        "incremental runs decode earlier images instead", e)
+
+
+def spread(vals, sel, n: int) -> list:
+    """An analysis' values for the analysed rows ``sel`` as a list of ``n`` plain Python values
+    (None for the rows without vectors, and for NaN)."""
+    if isinstance(vals, np.ndarray):
+        got = vals.tolist()                       # one pass in C, not a scalar at a time
+        if vals.dtype.kind == "f":
+            for i in np.flatnonzero(np.isnan(vals)).tolist():
+                got[i] = None
+    else:
+        got = [plain(v) for v in vals]
+    if len(sel) == n:                             # ``sel`` is increasing: every row, in order
+        return got
+    full = [None] * n
+    for j, v in zip(sel.tolist(), got):
+        full[j] = v
+    return full
 
 
 def plain(v):

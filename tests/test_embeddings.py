@@ -242,6 +242,19 @@ def test_bring_your_own_array(fmnist_dataset):
     assert vc.import_embeddings(view, embeddings=arr, name="my model").embedded == 1
     vc.analyze(view, analyses=["uniqueness"])   # the latest embeddings: this array
     assert view.exists("vc_uniqueness").count() == len(view) - 1
+    # the analyses hand back arrays: every written value is a plain number, or None where the
+    # sample has no vector (row 3) or no label (row 7: no mislabel, no outlier score)
+    unlabelled = view.skip(7).first()
+    unlabelled.ground_truth = None
+    unlabelled.save()
+    vc.analyze(view, analyses=["clusters", "mislabels", "outliers"], label_field="ground_truth",
+               force=True)
+    got = view.values(["vc_cluster_1", "vc_mislabel", "vc_outlier"])
+    assert [c[3] for c in got] == [None, None, None]
+    assert got[0][7] is not None and got[1][7] is None and got[2][7] is None
+    rest = [j for j in range(len(view)) if j not in (3, 7)]
+    assert all(type(got[0][j]) is int for j in rest)
+    assert all(type(c[j]) is float and 0.0 <= c[j] <= 1.0 for c in got[1:] for j in rest)
     with pytest.raises(ValueError, match="in the collection.s order"):
         vc.import_embeddings(view, embeddings=arr[:5])
     with pytest.raises(ValueError, match="either"):

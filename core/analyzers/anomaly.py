@@ -144,7 +144,7 @@ class AnomalyAnalyzer(Analyzer):
         conf, z = confidence(score, ref, p)
         report(progress, 1.0, "anomalies done")
         top = np.argsort(-z)[:5]
-        return AnalysisResult(fields=dict(vc_anomaly=conf.astype(float).tolist()),
+        return AnalysisResult(fields=dict(vc_anomaly=conf.astype(float)),
                               summary=jsonable(dict(
                                   params=p, n=n, fitted_on=len(rows), dims=len(geometry[3]),
                                   flagged=int((conf >= 0.5).sum()),

@@ -194,7 +194,9 @@ class IncrementalInput:
 
 @dataclass
 class AnalysisResult:
-    fields: dict            # field name -> per-item values, len N, None/NaN allowed
+    #: field name -> per-item values, len N: a list, or for a numeric field a NumPy array
+    #: (NaN = no value; an array keeps 8 bytes a value where a list of floats takes 32)
+    fields: dict
     summary: dict           # JSON-serialisable (counts, cluster summaries, params used)
     errors: dict = field(default_factory=dict)  # item index -> message (e.g. unreadable image)
 

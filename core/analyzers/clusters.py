@@ -411,7 +411,7 @@ class ClustersAnalyzer(Analyzer):
                        nearest=None if nn is None else round(nn, 4), levels=levels,
                        state=dict(centre=encode_array(centre)))
         report(progress, 1.0, "clusters done")
-        return AnalysisResult(fields={f"vc_cluster_{l + 1}": labels[l].astype(int).tolist()
+        return AnalysisResult(fields={f"vc_cluster_{l + 1}": labels[l].astype(np.int32)
                                       for l in range(LEVELS)}, summary=jsonable(summary))
 
     def update(self, ctx: IncrementalInput, p: dict) -> None:

@@ -255,7 +255,7 @@ class MislabelsAnalyzer(Analyzer):
         lab = y >= 0
         sugg = P.argmax(axis=1)
         report(progress, 1.0, "mislabels done")
-        vals = [float(c) if l else None for c, l in zip(conf, lab)]
+        vals = np.where(lab, conf, np.nan)
         acc = float((sugg[lab] == y[lab]).mean()) if lab.any() else None
         summary = dict(params=dict(p, mislabel_l2=l2), n=n, classes=C, labelled=n_lab,
                        flagged=int(np.nansum(conf[lab] >= 0.5)), agreement=acc, state=state)

@@ -55,7 +55,7 @@ class OutliersAnalyzer(Analyzer):
         codes, names = inp.label_array()
         report(progress, 0.0, "class support")
         conf, z, sup = outlier_scores(inp, codes, len(names), p, progress, (0.0, 0.95))
-        vals = [None if not np.isfinite(x) else float(x) for x in conf]
+        vals = np.where(np.isfinite(conf), conf, np.nan).astype(float)
         report(progress, 1.0, "outliers done")
         return AnalysisResult(fields=dict(vc_outlier=vals), summary=jsonable(dict(
             params=p, n=len(inp), classes=len(names), flagged=int(np.nansum(conf >= 0.5)),

@@ -54,7 +54,7 @@ class UniquenessAnalyzer(Analyzer):
             p95=float(np.percentile(dist, 95))),
             # the calibration later items are placed on (incremental runs)
             state=dict(dist_quantiles=np.quantile(dist, np.linspace(0, 1, QUANTILES)).tolist()))
-        return AnalysisResult(fields=dict(vc_uniqueness=q.astype(float).tolist()),
+        return AnalysisResult(fields=dict(vc_uniqueness=q.astype(float)),
                               summary=jsonable(summary))
 
     def missing_state(self, details: dict, classes: list) -> str | None:
