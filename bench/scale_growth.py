@@ -73,11 +73,12 @@ def _knn_s(r):
 
 
 def graph_gflops(r) -> float:
-    """Achieved float32 GFLOP/s of the graph's products (the cells' rows are counted as
-    N / n_lists each)."""
+    """Achieved float32 GFLOP/s of the graph's products: the row pairs the run multiplied
+    (``products`` in its graph info), or, for runs that did not record them, N x n_probe x
+    (N / n_lists) (cells taken as equal)."""
     i = r["knn_info"]
-    flops = r["n"] * i["n_probe"] * (r["n"] / i["n_lists"]) * 512 * 2
-    return flops / _knn_s(r) / 1e9
+    pairs = i.get("products") or r["n"] * i["n_probe"] * (r["n"] / i["n_lists"])
+    return pairs * 512 * 2 / _knn_s(r) / 1e9
 
 
 def _anon(r) -> str:
@@ -151,25 +152,35 @@ def growth_table(runs: list[dict]) -> str:
              "torch blocks; not measured here: no GPU on this machine); the rest - reading the vectors, "
              "the per-analysis passes over the graph - is memory-bound and would not change.\n")
     if len(runs) > 1 and graph_gflops(last) < 0.85 * graph_gflops(runs[-2]):
-        import psutil
-
-        ram = psutil.virtual_memory().total / 2 ** 30
-        text += (f"\nAt {last['n']:,} the graph did the expected work (its products grow as N) "
-                 f"at a lower speed: {graph_gflops(last):.0f} GFLOP/s against "
-                 f"{graph_gflops(runs[-2]):.0f} at {runs[-2]['n']:,}, with a peak RSS of "
-                 f"{last['peak_rss_gb']:.1f} GiB on a {ram:.0f} GiB machine: the memory-mapped "
-                 "vectors' file pages and the analyses' own memory "
-                 f"({last.get('peak_anon_rss_gb', float('nan')):.1f} GiB) no longer fit together, "
-                 "so the system pages the vectors out and back in (inferred, not counted: the "
-                 "vector read, which writes them into the map, took "
-                 f"{_read_s(last):.0f} s against {_read_s(runs[-2]):.0f} s). That, not the "
-                 "method, is what bends the growth exponent; more memory or fewer bytes held "
-                 "per vector straightens it.\n")
+        text += _slower(last, runs[-2])
     return text
 
 
-def _read_s(r):
-    return next((v for k, v in r["steps"].items() if k.startswith("read")), float("nan"))
+def _slower(last, prev) -> str:
+    """Why the graph ran slower at the largest size, from what the runs measured: the graph
+    step's own peak RSS against the machine's memory, and whether the products were counted
+    per cell."""
+    import psutil
+
+    ram = psutil.virtual_memory().total / 2 ** 30
+    graph_rss = last.get("rss_gb", {}).get("knn graph", float("nan"))
+    top = max(last.get("rss_gb", {"-": last["peak_rss_gb"]}).items(), key=lambda kv: kv[1])
+    text = (f"\nAt {last['n']:,} the graph ran at {graph_gflops(last):.0f} GFLOP/s against "
+            f"{graph_gflops(prev):.0f} at {prev['n']:,}"
+            + ("" if "products" in last["knn_info"] else
+               " (products counted as equal cells: this run did not record them per cell)")
+            + f". Its step's peak RSS was {graph_rss:.1f} GiB on a {ram:.0f} GiB machine (the "
+            f"run's peak, {last['peak_rss_gb']:.1f} GiB, came in step {top[0]}). ")
+    if graph_rss >= 0.85 * ram:
+        text += ("The memory-mapped vectors and the analyses' own memory no longer fit "
+                 "together, so the system pages the vectors out and back in (inferred from "
+                 "the memory, page faults not counted).\n")
+    else:
+        text += ("The graph step fitted in memory, so paging does not explain the slower "
+                 "speed. The remaining candidates are not measured here: cache and TLB misses "
+                 "of the random row gathers from a larger map, and cells of unequal size when "
+                 "their products were not counted.\n")
+    return text
 
 
 if __name__ == "__main__":

@@ -167,6 +167,9 @@ once the cells stop growing); memory: the
     visit_q, vstarts = _group_by_cell(probes[:, 1:].ravel(),
                                       np.repeat(np.arange(n, dtype=it), n_probe - 1), n_lists)
     del probes
+    sizes, visits = np.diff(starts).astype(np.float64), np.diff(vstarts).astype(np.float64)
+    # row pairs the two passes multiply (x D multiply-adds each): cells need not be equal
+    info["products"] = int((sizes * sizes).sum() + (sizes * visits).sum())
     # the results are allocated once the cells' temporaries are gone (peaks do not add up)
     best_s = np.full((n, k), -np.inf, np.float32)
     best_i = np.full((n, k), -1, np.int64)

@@ -100,6 +100,9 @@ def test_ivf_graph_shape_self_excluded_and_recall():
     ex, _ = vknn.knn(v, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ind, ex)])
     assert recall >= 0.95, recall
+    # the row pairs multiplied are counted per cell: probing every cell meets every row once
+    assert vknn.ivf_knn(v[:500], 5, n_lists=8, n_probe=8)[2]["products"] == 500 * 500
+    assert info["products"] < 3000 * 3000
     # knn_graph: exact below the threshold unless told, IVF when asked
     assert vknn.knn_graph(v[:50], 5)[2]["method"] == "exact"
     assert vknn.knn_graph(v, 5, method="ivf", n_probe=6)[2]["method"] == "ivf"
