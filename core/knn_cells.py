@@ -115,24 +115,28 @@ def nearest_cells(vectors, cells: Cells, n_probe: int, coarse_probe: int = 4) ->
     coarse = cells.coarse
     ccn = (coarse * coarse).sum(axis=1)
     width = max(len(ch) for ch in cells.children)
-    # each coarse cell's children, padded with a far-away sentinel cell (index n_lists)
+    # each coarse cell's children, padded with a sentinel cell (index n_lists) at distance inf;
+    # the products are done for the real children only (the widest coarse cell can hold
+    # several times the mean)
     kids = np.full((len(coarse), width), len(cen), np.int64)
     for c, ch in enumerate(cells.children):
         kids[c, :len(ch)] = ch
-    cen_p = np.concatenate([cen, np.zeros((1, cen.shape[1]), np.float32)])
-    cn_p = np.concatenate([cn, [np.inf]]).astype(np.float32)
+    kid_cen = [np.ascontiguousarray(cen[ch]) for ch in cells.children]
+    kid_cn = [cn[ch] for ch in cells.children]
     for b0 in range(0, n, STEP):
         x = np.asarray(vectors[b0:b0 + STEP], np.float32)
         top, _ = _nearest(x, coarse, ccn, coarse_probe)
         cand = kids[top].reshape(len(x), -1)       # (B, coarse_probe * width) fine cells
         # the rows grouped by their candidate set's first coarse cell share most centres;
         # the products are done per distinct coarse cell among the candidates
-        d2 = np.empty(cand.shape, np.float32)
+        d2 = np.full(cand.shape, np.inf, np.float32)
         for j in range(top.shape[1]):
-            cols = slice(j * width, (j + 1) * width)
             for c in np.unique(top[:, j]):
+                if not len(kid_cn[c]):
+                    continue
                 r = np.flatnonzero(top[:, j] == c)
-                d2[r, cols] = cn_p[kids[c]][None, :] - 2.0 * (x[r] @ cen_p[kids[c]].T)
+                d2[r, j * width:j * width + len(kid_cn[c])] = \
+                    kid_cn[c][None, :] - 2.0 * (x[r] @ kid_cen[c].T)
         m = min(n_probe, d2.shape[1])
         part = np.argpartition(d2, m - 1, axis=1)[:, :m]
         o = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind="stable")

@@ -139,6 +139,38 @@ def test_ivf_graph_two_level_cells(monkeypatch):
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ind, ex)]) >= 0.95
 
 
+def test_two_level_probes_are_the_nearest_children_of_the_nearest_coarse_cells():
+    """Each row's probes: the nearest fine cells among the children of its nearest coarse
+    cells, nearest first, ``-1`` where those children are fewer than the probes."""
+    from visual_curation.core import knn_cells
+
+    v, _ = blobs(2000, d=16, k=9, spread=0.6, seed=3)
+    cells = knn_cells.Cells(*_two_level(v))
+    for coarse_probe, n_probe in ((2, 5), (1, max(len(ch) for ch in cells.children))):
+        got = knn_cells.nearest_cells(v, cells, n_probe, coarse_probe=coarse_probe)
+        dc = ((v[:, None, :] - cells.coarse[None]) ** 2).sum(-1)
+        df = ((v[:, None, :] - cells.centres[None]) ** 2).sum(-1)
+        for i in range(len(v)):
+            cand = np.concatenate([cells.children[c] for c in np.argsort(dc[i])[:coarse_probe]])
+            want = cand[np.argsort(df[i, cand], kind="stable")][:n_probe]
+            row = got[i]
+            assert list(row[:len(want)]) == list(want) and (row[len(want):] == -1).all()
+
+
+def _two_level(v):
+    """Coarse centres and fine centres of unequal counts per coarse cell (1 to 9)."""
+    rng = np.random.default_rng(0)
+    coarse = v[rng.choice(len(v), 6, replace=False)]
+    own = ((v[:, None, :] - coarse[None]) ** 2).sum(-1).argmin(axis=1)
+    centres, children = [], []
+    for c, f in enumerate((1, 9, 3, 5, 2, 7)):
+        rows = v[own == c]
+        cen = rows[rng.choice(len(rows), min(f, len(rows)), replace=False)]
+        children.append(np.arange(sum(map(len, centres)), sum(map(len, centres)) + len(cen)))
+        centres.append(cen)
+    return np.concatenate(centres).astype(np.float32), coarse.astype(np.float32), children
+
+
 def test_ivf_query_against_a_large_base(monkeypatch):
     """Queries against a large base (a class's members, for class support) are searched in the
     base's cells above knn.EXACT_MAX_PAIRS; same contract and >= 0.95 recall as the exact
