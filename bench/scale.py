@@ -112,7 +112,8 @@ def build_million(n, uri, seed=0, index=True):
 class RssSampler:
     """Samples this process's resident memory every ``dt`` seconds; marks named steps.
     ``peak_anon``: the peak of the anonymous part (RSS less file-backed pages, which the
-    system can drop and read again: memory-mapped vectors)."""
+    system can drop and read again: memory-mapped vectors); ``faults``: the major page faults
+    (pages read back from disk) of each step."""
 
     def __init__(self, dt=0.2):
         import psutil
@@ -123,6 +124,8 @@ class RssSampler:
         self.peak_anon = 0
         self.step = "start"
         self.by_step = {}
+        self.faults = {}
+        self._f0 = self._majflt()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -138,8 +141,20 @@ class RssSampler:
         self.peak_anon = max(self.peak_anon, r - getattr(mi, "shared", 0))
         self.by_step[self.step] = max(self.by_step.get(self.step, 0), r)
 
+    @staticmethod
+    def _majflt():
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+
+    def _close_step(self):
+        f = self._majflt()
+        self.faults[self.step] = self.faults.get(self.step, 0) + f - self._f0
+        self._f0 = f
+
     def mark(self, step):
         self.sample()
+        self._close_step()
         self.step = step
         self.sample()
 
@@ -151,6 +166,7 @@ class RssSampler:
         self._stop.set()
         self._t.join()
         self.sample()
+        self._close_step()
 
 
 def worker_million(n, uri, out, mmap=False):
@@ -214,6 +230,7 @@ def worker_million(n, uri, out, mmap=False):
     res["peak_rss_gb"] = rs.peak / 2**30
     res["peak_anon_rss_gb"] = rs.peak_anon / 2**30
     res["rss_gb"] = {k: v / 2**30 for k, v in rs.by_step.items()}
+    res["major_faults"] = rs.faults
     Path(out).write_text(json.dumps(res, indent=1))
 
 

@@ -171,7 +171,19 @@ def _slower(last, prev) -> str:
                " (products counted as equal cells: this run did not record them per cell)")
             + f". Its step's peak RSS was {graph_rss:.1f} GiB on a {ram:.0f} GiB machine (the "
             f"run's peak, {last['peak_rss_gb']:.1f} GiB, came in step {top[0]}). ")
-    if graph_rss >= 0.85 * ram:
+    faults = last.get("major_faults", {}).get("knn graph")
+    if faults is not None:
+        text += (f"During the graph the process took {faults:,} major page faults (pages read "
+                 "back from disk). ")
+        if faults >= 0.01 * last["n"]:
+            text += ("The memory-mapped vectors were paged out and read back during it, "
+                 "which slows the row gathers (by how much is not separated here).\n")
+        else:
+            text += ("So the vectors stayed in memory: paging does not explain the slower "
+                     "speed. The cost grows per product instead; the random row gathers from a "
+                     "larger map and the merges into a larger result array are the candidates, "
+                     "not measured one by one here.\n")
+    elif graph_rss >= 0.85 * ram:
         text += ("The memory-mapped vectors and the analyses' own memory no longer fit "
                  "together, so the system pages the vectors out and back in (inferred from "
                  "the memory, page faults not counted).\n")
