@@ -17,7 +17,7 @@ that probability after a **temperature calibrated on the examples themselves**: 
 predicted from the others (``folds``-fold cross-validation), and the temperature that makes
 those held-out predictions' confidences honest (least log-loss) is applied to every item.
 So a confidence means the same on a tight and on a loose domain. It is then **capped by the
-predicted class's own record** in those held-out predictions (:func:`_confusion`): a class that
+predicted class's own record** in those held-out predictions (:func:`_class_record`): a class that
 examples of other classes were confidently predicted as (a letter drawn in upper and in lower
 case, two names for one kind of object) is as trustworthy as that record, however sure the
 item's own scores are.
@@ -102,20 +102,20 @@ def _temperature(P, y):
     return best_t
 
 
-def _confusion(held, y, n_classes, weight, prior: float = 1.0):
-    """``M[c, t]``: the share of the held-out predictions of class ``c`` (the examples' scores
-    ``held``, true classes ``y``) that were of class ``t``, each prediction counted by its
-    calibrated confidence ``weight`` (an unsure slip says little about a class; a confident
-    one says much), with ``prior`` counts of a right prediction per class.
+def _class_record(held, y, n_classes, weight, prior: float = 1.0):
+    """Per class ``c``: the share of the held-out predictions of ``c`` (the examples' scores
+    ``held``, true classes ``y``) that were right, each prediction counted by its calibrated
+    confidence ``weight`` (an unsure slip says little about a class; a confident one says
+    much), with ``prior`` counts of a right prediction per class.
 
     >>> held = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8]])
-    >>> M = _confusion(held, np.array([0, 1, 1]), 2, weight=held.max(axis=1))
-    >>> [round(float(x), 2) for x in (M[0, 0], M[1, 1])]     # class 0 took an example of 1
+    >>> r = _class_record(held, np.array([0, 1, 1]), 2, weight=held.max(axis=1))
+    >>> [round(float(x), 2) for x in r]     # class 0 took an example of class 1
     [0.7, 1.0]
     """
-    counts = prior * np.eye(n_classes)
-    np.add.at(counts, (held.argmax(axis=1), y), weight)
-    return counts / counts.sum(axis=1, keepdims=True)
+    pred = held.argmax(axis=1)
+    right = prior + np.bincount(pred, weights=weight * (pred == y), minlength=n_classes)
+    return right / (prior + np.bincount(pred, weights=weight, minlength=n_classes))
 
 
 def _apply_temperature(P, t):
@@ -186,7 +186,7 @@ def propagate(vectors, labels, *, k: int = 10, C: float = 10.0, folds: int = 5, 
             if te.any() and tr.any():
                 held[te] = _scores(S, Z, rows[tr], y[tr], n_classes, C, extra)[rows[te]]
         t = _temperature(held, y)
-        trust = np.diag(_confusion(held, y, n_classes, _apply_temperature(held, t).max(axis=1)))
+        trust = _class_record(held, y, n_classes, _apply_temperature(held, t).max(axis=1))
     else:
         t, trust = 1.0, np.ones(n_classes)
     Pd, Pl = diffuse(S, rows, y, n_classes), _linear(Z, rows, y, n_classes, C, extra)
