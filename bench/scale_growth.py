@@ -167,8 +167,9 @@ def _slower(last, prev) -> str:
     top = max(last.get("rss_gb", {"-": last["peak_rss_gb"]}).items(), key=lambda kv: kv[1])
     text = (f"\nAt {last['n']:,} the graph ran at {graph_gflops(last):.0f} GFLOP/s against "
             f"{graph_gflops(prev):.0f} at {prev['n']:,}"
-            + ("" if "products" in last["knn_info"] else
-               " (products counted as equal cells: this run did not record them per cell)")
+            + ("" if all("products" in r["knn_info"] for r in (last, prev)) else
+               " (a run that did not record its products per cell is counted as equal cells, "
+               "so the two figures are not on one basis)")
             + f". Its step's peak RSS was {graph_rss:.1f} GiB on a {ram:.0f} GiB machine (the "
             f"run's peak, {last['peak_rss_gb']:.1f} GiB, came in step {top[0]}). ")
     faults = last.get("major_faults", {}).get("knn graph")
@@ -177,7 +178,7 @@ def _slower(last, prev) -> str:
                  "back from disk). ")
         if faults >= 0.01 * last["n"]:
             text += ("The memory-mapped vectors were paged out and read back during it, "
-                 "which slows the row gathers (by how much is not separated here).\n")
+                     "which slows the row gathers (by how much is not separated here).\n")
         else:
             text += ("So the vectors stayed in memory: paging does not explain the slower "
                      "speed. The cost grows per product instead; the random row gathers from a "
