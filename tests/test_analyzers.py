@@ -93,7 +93,8 @@ def test_knn_exact_blocked(block, chunk):
 def test_ivf_graph_shape_self_excluded_and_recall():
     v, _ = blobs(3000, d=32, k=12, spread=0.5, seed=5)
     ind, sim, info = vknn.ivf_knn(v, 10, n_probe=6)
-    assert info["method"] == "ivf" and ind.shape == (3000, 10) and ind.dtype == np.int64
+    # row ids as int32 below 2^31 rows (half the memory of the (N, k) results)
+    assert info["method"] == "ivf" and ind.shape == (3000, 10) and ind.dtype == np.int32
     assert (ind != np.arange(3000)[:, None]).all()
     assert (np.diff(sim, axis=1) <= 1e-6).all()
     np.testing.assert_allclose(np.einsum("id,ikd->ik", v, v[ind]), sim, atol=1e-5)
@@ -265,6 +266,40 @@ def test_clusters_large_path_nested():
 
     exact = REGISTRY["clusters"].run(inp).fields
     assert nmi(inp.labels, levels[0]) >= nmi(inp.labels, exact["vc_cluster_1"]) - 0.05
+
+
+def test_clusters_sampled_items_reach_the_sample_the_same_way_in_any_block():
+    """Items outside the sample are tied to it round by round, each round from the previous
+    round's answers only; the rows are taken in blocks (memory), which changes nothing."""
+    from visual_curation.core.analyzers.clusters import nearest_sampled
+
+    inp = make_input(1500, seed=2)
+    ind, _ = inp.knn(10)
+    sample = np.sort(np.random.default_rng(3).choice(1500, 40, replace=False))
+    whole = nearest_sampled(ind, sample, 1500, block=10**9)
+    assert (nearest_sampled(ind, sample, 1500, block=7) == whole).all()
+    ref = np.full(1500, -1)
+    ref[sample] = np.arange(len(sample))
+    for _ in range(30):                                 # the rule, one item at a time
+        prev = ref.copy()
+        for i in np.flatnonzero(prev < 0):
+            got = [prev[j] for j in ind[i] if j >= 0 and prev[j] >= 0]
+            ref[i] = got[0] if got else -1
+        if (ref == prev).all():
+            break
+    assert (whole == ref).all() and (whole >= 0).mean() > 0.95
+
+
+def test_mislabel_blend_in_place_gives_the_same_values():
+    from visual_curation.core.analyzers.mislabels import MislabelsAnalyzer, mislabel_confidence
+
+    rng = np.random.default_rng(4)
+    P_lr, P_knn = rng.dirichlet(np.ones(7), (500, 2)).astype(np.float32).transpose(1, 0, 2)
+    y = rng.integers(-1, 7, 500)
+    p = MislabelsAnalyzer().params()
+    P, conf = mislabel_confidence(P_lr, P_knn, y, p)
+    P2, conf2 = mislabel_confidence(P_lr.copy(), P_knn.copy(), y, p, in_place=True)
+    assert np.array_equal(P, P2) and np.array_equal(conf, conf2, equal_nan=True)
 
 
 def _nested(levels):

@@ -210,22 +210,28 @@ def near_identical_pairs(inp, k, centre, strict, dup_roots=None):
     return np.concatenate(pairs).astype(np.int64)
 
 
-def nearest_sampled(ind, sample, n, rounds=30):
+def nearest_sampled(ind, sample, n, rounds=30, block=BLOCK * 4):
     """A sampled item for every item, through the kNN graph ``ind`` (rows by decreasing
     similarity): its most similar sampled neighbour, else the one its most similar neighbour
-    with one got (repeated); ``-1`` where none is reached."""
+    with one got (repeated); ``-1`` where none is reached. Each round reads the previous
+    round's answers only, in blocks of rows (memory: a block, not N x k)."""
     pt = np.full(n, -1, np.int64)
     pt[sample] = np.arange(len(sample))
     for _ in range(rounds):
         todo = np.flatnonzero(pt < 0)
         if not len(todo):
             break
-        nb = ind[todo]
-        got = np.where(nb >= 0, pt[np.maximum(nb, 0)], -1)
-        has = (got >= 0).any(axis=1)
-        if not has.any():
+        new = np.full(len(todo), -1, np.int64)
+        for b0 in range(0, len(todo), block):
+            nb = np.asarray(ind[todo[b0:b0 + block]])
+            got = np.where(nb >= 0, pt[np.maximum(nb, 0)], -1)
+            has = got >= 0
+            first = has.argmax(axis=1)
+            new[b0:b0 + len(nb)] = np.where(has.any(axis=1),
+                                            got[np.arange(len(nb)), first], -1)
+        if not (new >= 0).any():
             break
-        pt[todo[has]] = got[has, (got[has] >= 0).argmax(axis=1)]
+        pt[todo] = np.where(new >= 0, new, pt[todo])
     return pt
 
 

@@ -169,10 +169,18 @@ def vote(ind, sim, y, n_classes, dup_sim, block: int = 65536):
     return P
 
 
-def mislabel_confidence(P_lr, P_knn, y, p):
-    """(blended class probabilities, confidence that the given label is wrong) per row."""
+def mislabel_confidence(P_lr, P_knn, y, p, in_place=False):
+    """(blended class probabilities, confidence that the given label is wrong) per row.
+    ``in_place``: the blend is written into ``P_lr`` (``P_knn`` is scaled on the way): no
+    third N x C array (the same values)."""
     a = float(p["mislabel_lr_weight"])
-    P = a * P_lr + (1.0 - a) * P_knn
+    if in_place:
+        P_lr *= a
+        P_knn *= 1.0 - a
+        P_lr += P_knn
+        P = P_lr
+    else:
+        P = a * P_lr + (1.0 - a) * P_knn
     C = P.shape[1]
     lab = y >= 0
     pg = np.where(lab, P[np.arange(len(y)), np.maximum(y, 0)], np.nan)
@@ -242,7 +250,11 @@ class MislabelsAnalyzer(Analyzer):
                                 int(p["mislabel_max_train"]), int(p["mislabel_seed"]),
                                 progress, (0.05, 0.75))
         P_knn = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]))
-        P, conf = mislabel_confidence(P_lr, P_knn, y, p)
+        P, conf = mislabel_confidence(P_lr, P_knn, y, p, in_place=True)
+        # only the suggestion is kept of the N x C probabilities: the class support below
+        # runs without them (at ten million items and 20 classes, 0.8 GB each)
+        sugg = P.argmax(axis=1)
+        del P, P_lr, P_knn, groups
         state = dict(classes=names, l2=l2, pca_mean=encode_array(mean), pca_comps=encode_array(comps),
                      model=encode_array(model) if model is not None else None)
         if p["mislabel_outlier_discount"]:
@@ -253,7 +265,6 @@ class MislabelsAnalyzer(Analyzer):
             conf = conf * (1.0 - np.nan_to_num(oc, nan=0.0))
             state["support"] = support_state(sup, names)
         lab = y >= 0
-        sugg = P.argmax(axis=1)
         report(progress, 1.0, "mislabels done")
         vals = np.where(lab, conf, np.nan)
         acc = float((sugg[lab] == y[lab]).mean()) if lab.any() else None
