@@ -200,10 +200,11 @@ def near_identical_pairs(inp, k, centre, strict, dup_roots=None):
     if k > 0:
         ind, sim = inp.knn(k)
         dots = centre_dots(inp.vectors, centre)
-        ok = ind >= 0
-        cs = centred_cosine(sim, dots[:, None], dots[np.maximum(ind, 0)], centre)
-        r, c = np.nonzero(ok & (cs >= strict))
-        pairs.append(np.stack([r, ind[r, c]], 1).astype(np.int64))
+        for b0 in range(0, len(ind), BLOCK):           # row blocks: no N x k temporaries
+            I, S = ind[b0:b0 + BLOCK], sim[b0:b0 + BLOCK]
+            cs = centred_cosine(S, dots[b0:b0 + len(I), None], dots[np.maximum(I, 0)], centre)
+            r, c = np.nonzero((I >= 0) & (cs >= strict))
+            pairs.append(np.stack([r + b0, I[r, c]], 1).astype(np.int64))
     if dup_roots is not None and len(dup_roots) == len(inp):
         members = np.flatnonzero(dup_roots != np.arange(len(inp)))
         pairs.append(np.stack([members, dup_roots[members]], 1))

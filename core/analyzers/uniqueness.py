@@ -19,10 +19,15 @@ from .base import (AnalysisInput, AnalysisResult, Analyzer, FieldSpec, Increment
 QUANTILES = 1001
 
 
-def raw_distance(sims, decay):
-    """Weighted mean cosine distance to the neighbours, nearest first (weights decay^(r-1))."""
+def raw_distance(sims, decay, block: int = 65536):
+    """Weighted mean cosine distance to the neighbours, nearest first (weights decay^(r-1));
+    in row blocks (the float64 temporaries stay ``block x k`` whatever N is)."""
     w = float(decay) ** np.arange(sims.shape[1])
-    return ((1.0 - sims.astype(np.float64)) * w).sum(axis=1) / w.sum()
+    out = np.empty(len(sims), np.float64)
+    for b0 in range(0, len(sims), block):
+        out[b0:b0 + block] = ((1.0 - sims[b0:b0 + block].astype(np.float64)) * w).sum(axis=1) \
+            / w.sum()
+    return out
 
 
 def place(dist, quantiles):
