@@ -290,16 +290,22 @@ def test_clusters_sampled_items_reach_the_sample_the_same_way_in_any_block():
     assert (whole == ref).all() and (whole >= 0).mean() > 0.95
 
 
-def test_mislabel_blend_in_place_gives_the_same_values():
-    from visual_curation.core.analyzers.mislabels import MislabelsAnalyzer, mislabel_confidence
+def test_mislabel_vote_blended_block_by_block_gives_the_same_values():
+    """The vote is blended into the classifier's probabilities block by block (no second
+    N x C array): the same values as the two arrays blended whole."""
+    from visual_curation.core.analyzers.mislabels import (MislabelsAnalyzer, label_confidence,
+                                                          mislabel_confidence, vote)
 
-    rng = np.random.default_rng(4)
-    P_lr, P_knn = rng.dirichlet(np.ones(7), (500, 2)).astype(np.float32).transpose(1, 0, 2)
-    y = rng.integers(-1, 7, 500)
+    inp = make_input(700, seed=6)
+    ind, sim = inp.knn(10)
+    y = np.random.default_rng(4).integers(-1, 6, 700)
+    P_lr = np.random.default_rng(5).dirichlet(np.ones(6), 700).astype(np.float32)
     p = MislabelsAnalyzer().params()
-    P, conf = mislabel_confidence(P_lr, P_knn, y, p)
-    P2, conf2 = mislabel_confidence(P_lr.copy(), P_knn.copy(), y, p, in_place=True)
-    assert np.array_equal(P, P2) and np.array_equal(conf, conf2, equal_nan=True)
+    a = p["mislabel_lr_weight"]
+    P, conf = mislabel_confidence(P_lr, vote(ind, sim, y, 6, 0.95), y, p)
+    P2 = vote(ind, sim, y, 6, 0.95, block=64, into=P_lr.copy(), weights=(a, 1 - a))
+    assert np.array_equal(P, P2)
+    assert np.array_equal(conf, label_confidence(P2, y, p), equal_nan=True)
 
 
 def _nested(levels):

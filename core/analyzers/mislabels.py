@@ -146,17 +146,20 @@ def _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed, progr
     return P, w
 
 
-def knn_probabilities(inp, y, n_classes, k, dup_sim):
+def knn_probabilities(inp, y, n_classes, k, dup_sim, into=None, weights=(0.0, 1.0)):
     ind, sim = inp.knn(k)
-    return vote(ind, sim, y, n_classes, dup_sim)
+    return vote(ind, sim, y, n_classes, dup_sim, into=into, weights=weights)
 
 
-def vote(ind, sim, y, n_classes, dup_sim, block: int = 65536):
+def vote(ind, sim, y, n_classes, dup_sim, block: int = 65536, into=None, weights=(0.0, 1.0)):
     """Similarity-weighted label vote of the neighbours ``ind`` (copies, sim >= dup_sim,
     excluded); rows with no vote get the uniform distribution. float32 ``(N, C)``, summed in
-    float64 row blocks: the temporaries stay ``block x k`` whatever N is."""
+    float64 row blocks: the temporaries stay ``block x k`` whatever N is.
+
+    ``into``: a float32 ``(N, C)`` array blended with the vote block by block,
+    ``into = weights[0] into + weights[1] vote`` (no second N x C array); returned."""
     n, k = ind.shape
-    P = np.empty((n, n_classes), np.float32)
+    P = np.empty((n, n_classes), np.float32) if into is None else into
     for b0 in range(0, n, block):
         bi, bs = ind[b0:b0 + block], sim[b0:b0 + block]
         ok = (bi >= 0) & (y[np.maximum(bi, 0)] >= 0) & (bs < dup_sim)
@@ -165,29 +168,30 @@ def vote(ind, sim, y, n_classes, dup_sim, block: int = 65536):
         np.add.at(Pb, (np.repeat(np.arange(len(bi)), k),
                        np.where(ok, y[np.maximum(bi, 0)], 0).ravel()), w.ravel())
         s = Pb.sum(axis=1, keepdims=True)
-        P[b0:b0 + block] = np.where(s > 0, Pb / np.maximum(s, 1e-12), 1.0 / n_classes)
+        V = np.where(s > 0, Pb / np.maximum(s, 1e-12), 1.0 / n_classes).astype(np.float32)
+        if into is None:
+            P[b0:b0 + block] = V
+        else:
+            P[b0:b0 + block] = weights[0] * P[b0:b0 + block] + weights[1] * V
     return P
 
 
-def mislabel_confidence(P_lr, P_knn, y, p, in_place=False):
-    """(blended class probabilities, confidence that the given label is wrong) per row.
-    ``in_place``: the blend is written into ``P_lr`` (``P_knn`` is scaled on the way): no
-    third N x C array (the same values)."""
-    a = float(p["mislabel_lr_weight"])
-    if in_place:
-        P_lr *= a
-        P_knn *= 1.0 - a
-        P_lr += P_knn
-        P = P_lr
-    else:
-        P = a * P_lr + (1.0 - a) * P_knn
+def label_confidence(P, y, p):
+    """Confidence that the given label is wrong, from the blended class probabilities."""
     C = P.shape[1]
     lab = y >= 0
     pg = np.where(lab, P[np.arange(len(y)), np.maximum(y, 0)], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         x = (np.log(float(p["mislabel_ratio"])) - np.log(np.maximum(C * pg, 1e-12))) \
             / float(p["mislabel_softness"])
-    return P, logistic(x)
+    return logistic(x)
+
+
+def mislabel_confidence(P_lr, P_knn, y, p):
+    """(blended class probabilities, confidence that the given label is wrong) per row."""
+    a = float(p["mislabel_lr_weight"])
+    P = a * P_lr + (1.0 - a) * P_knn
+    return P, label_confidence(P, y, p)
 
 
 class MislabelsAnalyzer(Analyzer):
@@ -249,12 +253,15 @@ class MislabelsAnalyzer(Analyzer):
         P_lr, model = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
                                 int(p["mislabel_max_train"]), int(p["mislabel_seed"]),
                                 progress, (0.05, 0.75))
-        P_knn = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]))
-        P, conf = mislabel_confidence(P_lr, P_knn, y, p, in_place=True)
-        # only the suggestion is kept of the N x C probabilities: the class support below
-        # runs without them (at ten million items and 20 classes, 0.8 GB each)
+        # the vote is blended into the classifier's probabilities block by block, and only
+        # the suggestion is kept of them: no second N x C array, and the class support below
+        # runs without any (at ten million items and 20 classes, 0.8 GB each)
+        a = float(p["mislabel_lr_weight"])
+        P = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]), into=P_lr,
+                              weights=(a, 1.0 - a))
+        conf = label_confidence(P, y, p)
         sugg = P.argmax(axis=1)
-        del P, P_lr, P_knn, groups
+        del P, P_lr, groups
         state = dict(classes=names, l2=l2, pca_mean=encode_array(mean), pca_comps=encode_array(comps),
                      model=encode_array(model) if model is not None else None)
         if p["mislabel_outlier_discount"]:
