@@ -293,8 +293,8 @@ def test_clusters_sampled_items_reach_the_sample_the_same_way_in_any_block():
 def test_mislabel_vote_blended_block_by_block_gives_the_same_values():
     """The vote is blended into the classifier's probabilities block by block (no second
     N x C array): the same values as the two arrays blended whole."""
-    from visual_curation.core.analyzers.mislabels import (MislabelsAnalyzer, label_confidence,
-                                                          mislabel_confidence, vote)
+    from visual_curation.core.analyzers.mislabels import (MislabelsAnalyzer, blend_weights,
+                                                          label_confidence, vote)
 
     inp = make_input(700, seed=6)
     ind, sim = inp.knn(10)
@@ -302,10 +302,10 @@ def test_mislabel_vote_blended_block_by_block_gives_the_same_values():
     P_lr = np.random.default_rng(5).dirichlet(np.ones(6), 700).astype(np.float32)
     p = MislabelsAnalyzer().params()
     a = p["mislabel_lr_weight"]
-    P, conf = mislabel_confidence(P_lr, vote(ind, sim, y, 6, 0.95), y, p)
-    P2 = vote(ind, sim, y, 6, 0.95, block=64, into=P_lr.copy(), weights=(a, 1 - a))
+    P = a * P_lr + (1 - a) * vote(ind, sim, y, 6, 0.95)
+    P2 = vote(ind, sim, y, 6, 0.95, block=64, into=P_lr.copy(), weights=blend_weights(p))
     assert np.array_equal(P, P2)
-    assert np.array_equal(conf, label_confidence(P2, y, p), equal_nan=True)
+    assert np.array_equal(label_confidence(P, y, p), label_confidence(P2, y, p), equal_nan=True)
 
 
 def _nested(levels):

@@ -232,7 +232,7 @@ def nearest_sampled(ind, sample, n, rounds=30, block=BLOCK * 4):
                                             got[np.arange(len(nb)), first], -1)
         if not (new >= 0).any():
             break
-        pt[todo] = np.where(new >= 0, new, pt[todo])
+        pt[todo] = new                                 # -1 where still unreached
     return pt
 
 

@@ -187,11 +187,11 @@ def label_confidence(P, y, p):
     return logistic(x)
 
 
-def mislabel_confidence(P_lr, P_knn, y, p):
-    """(blended class probabilities, confidence that the given label is wrong) per row."""
+def blend_weights(p) -> tuple:
+    """``(classifier, vote)`` weights of the blended class probabilities (:func:`vote`'s
+    ``weights``)."""
     a = float(p["mislabel_lr_weight"])
-    P = a * P_lr + (1.0 - a) * P_knn
-    return P, label_confidence(P, y, p)
+    return a, 1.0 - a
 
 
 class MislabelsAnalyzer(Analyzer):
@@ -256,9 +256,8 @@ class MislabelsAnalyzer(Analyzer):
         # the vote is blended into the classifier's probabilities block by block, and only
         # the suggestion is kept of them: no second N x C array, and the class support below
         # runs without any (at ten million items and 20 classes, 0.8 GB each)
-        a = float(p["mislabel_lr_weight"])
         P = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]), into=P_lr,
-                              weights=(a, 1.0 - a))
+                              weights=blend_weights(p))
         conf = label_confidence(P, y, p)
         sugg = P.argmax(axis=1)
         del P, P_lr, groups
@@ -306,8 +305,9 @@ class MislabelsAnalyzer(Analyzer):
         P_lr = (predict_softmax(decode_array(st["model"]).astype(np.float64), X, C)
                 if st.get("model") else np.full((len(new), C), 1.0 / C))
         kk = int(p["mislabel_k"])
-        P_knn = vote(ctx.ind[:, :kk], ctx.sim[:, :kk], ctx.codes, C, float(p["mislabel_dup_sim"]))
-        P, conf = mislabel_confidence(P_lr, P_knn, y, p)
+        P = vote(ctx.ind[:, :kk], ctx.sim[:, :kk], ctx.codes, C, float(p["mislabel_dup_sim"]),
+                 into=P_lr, weights=blend_weights(p))
+        conf = label_confidence(P, y, p)
         oc = incremental_confidence(ctx) if p["mislabel_outlier_discount"] else None
         if oc is not None:
             conf = conf * (1.0 - np.nan_to_num(oc, nan=0.0))
