@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 
 from . import config as cfg
-from .paging import ResidentCap
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -414,7 +413,7 @@ def mmap_dir_for(nbytes: int, uri: str | None = None):
 def _alloc(shape, dtype, mmap_dir=None):
     """An empty array: in memory, or a memory-mapped file in ``mmap_dir`` unlinked at once
     (its pages stay valid until the array is released; where the system refuses to unlink an
-    open file, it is removed at exit) whose resident pages are capped (:mod:`.paging`)."""
+    open file, it is removed at exit)."""
     if mmap_dir is None:
         return np.empty(shape, dtype)
     import atexit
@@ -429,11 +428,6 @@ def _alloc(shape, dtype, mmap_dir=None):
         os.unlink(path)
     except OSError:
         atexit.register(lambda: os.path.exists(path) and os.unlink(path))
-    import psutil
-
-    # the pages the analyses touch stay in the file cache, not in the process: at most
-    # MMAP_SHARE of memory of them is mapped at once (ten million vectors: 10 GB file)
-    out.resident_cap = ResidentCap(out, MMAP_SHARE * psutil.virtual_memory().total)
     return out
 
 
