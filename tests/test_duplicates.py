@@ -337,3 +337,41 @@ def test_a_copy_with_a_wide_border_registers_whichever_image_leads():
     assert shared_share(zoom_out, 32) > 0.9
     half = np.float32([[1, 0, 16], [0, 1, 0]])          # half of each frame unshared
     assert shared_share(half, 32) < LIMITS["overlap"]
+
+
+def test_stage_two_decodes_each_image_about_once_in_a_local_order(tmp_path):
+    """The stage-2 image cache keeps the most recently used images within its byte budget;
+    the check order puts pairs that share images together, so a chain of pairs reads each
+    image once even with a cache of three images."""
+    from visual_curation.core.analyzers import pixels
+    from visual_curation.core.analyzers.dup_verify import local_order
+
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((20, 30, 3), 40 * i, np.uint8)).save(p)
+        paths.append(str(p))
+    one = 20 * 30 * 3
+    cache = pixels.ImageCache(paths, max_bytes=2 * one)
+    assert cache(0)[0, 0, 0] == 0 and cache(1)[0, 0, 0] == 40 and cache.reads == 2
+    cache(0)                                  # 0 is now the most recent: 1 goes next
+    cache(2)
+    assert cache.reads == 3
+    cache(0)
+    assert cache.reads == 3                   # kept
+    cache(1)
+    assert cache.reads == 4                   # dropped, read again
+
+    rng = np.random.default_rng(5)
+    chain = np.array([(i, i + 1) for i in range(0, 5)])      # 0-1, 1-2, ... 4-5
+    shuffled = chain[rng.permutation(len(chain))]
+    order = local_order(shuffled)
+    assert sorted(order.tolist()) == list(range(len(chain)))
+    cache = pixels.ImageCache(paths, max_bytes=3 * one)
+    for a, b in shuffled[order]:
+        cache(a), cache(b)
+    assert cache.reads == 6                   # every image once
+    cache = pixels.ImageCache(paths, max_bytes=3 * one)
+    for a, b in shuffled:
+        cache(a), cache(b)
+    assert cache.reads > 6                    # the shuffled order reads some again

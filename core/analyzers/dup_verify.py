@@ -21,8 +21,32 @@ from .dup_register import closest_pairs, fine_check_warped, register
 def keep_signatures(inp, sigs, exact):
     """Exact full thumbnails of the images decoded here, for the run to store (see
     :class:`~visual_curation.core.store.PixelSignatures`)."""
-    inp.shared.dup_signatures = {i: (sigs[i][0][0], sigs[i][1])
-                                for i in sorted(exact) if i in sigs}
+    inp.shared.dup_signatures = {i: (np.array(sigs[i][0][0]), sigs[i][1])   # copies: the
+                                for i in sorted(exact) if i in sigs}        # crops are freed
+
+
+def local_order(pairs) -> np.ndarray:
+    """An order of ``pairs`` (P, 2 item rows) in which pairs that share items come close
+    together: the items ranked by reverse Cuthill-McKee on the graph the pairs form (which
+    keeps linked items near in rank), the pairs sorted by the ranks of their items.
+
+    >>> local_order(np.array([[0, 5], [1, 2], [5, 9]])).tolist()   # (0, 5) next to (5, 9)
+    [1, 2, 0]
+    """
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    if len(pairs) < 2:
+        return np.arange(len(pairs))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    items, inv = np.unique(pairs, return_inverse=True)
+    inv = inv.reshape(-1, 2)
+    n = len(items)
+    g = coo_matrix((np.ones(len(pairs), np.int8), (inv[:, 0], inv[:, 1])), shape=(n, n)).tocsr()
+    rank = np.empty(n, np.int64)
+    rank[reverse_cuthill_mckee((g + g.T).tocsr(), symmetric_mode=True)] = np.arange(n)
+    r = rank[inv]
+    return np.lexsort((r.max(axis=1), r.min(axis=1)))
 
 
 def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
@@ -50,13 +74,20 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
     side = int(inp.settings("quality")["quality_max_side"])
     share = "quality" in inp.planned
 
-    def fn(rgb):
-        return signature(rgb, crops), (pixel_stats(rgb, side) if share else None)
-
     read = [int(i) for i in need if int(i) not in cached]
+    # the crops' thumbnails are written by the readers into one shared array (a 70k-image
+    # run's are 1.7 GB: pickled back and stacked, they cost more than computing them)
+    slot = {i: j for j, i in enumerate(read)}
+    crops_of = pixels.shared_array((len(read), len(crops), THUMB * THUMB), np.float16)
+
+    def fn(i, rgb):
+        sig, st = signature(rgb, crops)
+        crops_of[slot[i]] = sig
+        return st, (pixel_stats(rgb, side) if share else None)
+
     both, errors = pixels.map_items(fn, read, inp.filepaths, inp.boxes, progress=progress,
-                                     span=(0.02, 0.8), msg="image signatures")
-    sigs = {i: v[0] for i, v in both.items()}
+                                     span=(0.02, 0.8), msg="image signatures", indexed=True)
+    sigs = {i: (crops_of[slot[i]], v[0]) for i, v in both.items()}
     if share:
         inp.shared.pixel_stats[side] = {i: v[1] for i, v in both.items()}
     del both
@@ -91,8 +122,11 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
     with_crops = [i for i in order if sigs[i][0].ndim == 2]
     cpos = np.full(len(order), -1, np.int64)
     cpos[pos[with_crops]] = np.arange(len(with_crops))
-    GC = np.stack([sigs[i][0] for i in with_crops]) if with_crops else \
-        np.zeros((0, len(crops), THUMB * THUMB), np.float16)   # (M', crops, T*T) float16
+    if with_crops == read:      # every image decoded here, none failed: the array as written
+        GC = crops_of           # (M', crops, T*T) float16
+    else:
+        GC = np.stack([sigs[i][0] for i in with_crops]) if with_crops else \
+            np.zeros((0, len(crops), THUMB * THUMB), np.float16)
     stats = {i: s[1] for i, s in sigs.items()}
     if cached:
         pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]
@@ -113,15 +147,7 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
         inp.shared.dup_decoded["decoded_after_all"] = len(more)
     keep_signatures(inp, sigs, exact)
     del sigs
-    cache = {}
-
-    def rgb(i):             # shared by the stage-2 threads: a lost entry is only re-read
-        x = cache.get(i)
-        if x is None:
-            if len(cache) > 256:
-                cache.clear()
-            x = cache[i] = pixels.read_rgb(inp.filepaths[i], inp.boxes[i] if inp.boxes else None)
-        return x
+    rgb = pixels.ImageCache(inp.filepaths, inp.boxes)     # shared by the stage-2 threads
 
     def stages(pairs, report_to=None, closest=closest_pairs):
         """Stage 1 then stage 2 on row ``pairs`` → the verified ones; then registration of the
@@ -168,17 +194,23 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
             except Exception as e:  # noqa: BLE001 - file changed since stage 1
                 return None, str(e)
 
-        verified = []
+        # checked in an order where pairs sharing images come together (each image decoded
+        # about once), answered in the survivors' order
+        order = local_order(np.array([s[:2] for s in survivors], np.int64).reshape(-1, 2))
+        got = [None] * len(survivors)
         # OpenCV, numpy and the decoders release the GIL: the threads share the pairs
         with ThreadPoolExecutor(pixels.WORKERS) as ex:
-            for t, ((a, b, _), (f, err)) in enumerate(zip(survivors, ex.map(one, survivors))):
-                if err is not None:
-                    errors.setdefault(a, err)
-                elif passes(f, max_residual):
-                    verified.append((a, b))
+            for t, (j, res) in enumerate(zip(order, ex.map(one, [survivors[j] for j in order]))):
+                got[j] = res
                 if t % 50 == 0:
                     report(report_to, 0.85 + 0.15 * t / max(len(survivors), 1),
                            "verifying candidates")
+        verified = []
+        for (a, b, _), (f, err) in zip(survivors, got):
+            if err is not None:
+                errors.setdefault(a, err)
+            elif passes(f, max_residual):
+                verified.append((a, b))
         return verified
 
     memo = []
@@ -243,5 +275,6 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
     # a chain of verified pairs is not one picture: groups are stars around a centre
     verified = star_groups(verified, lambda pr: stages(np.asarray(pr, np.int64),
                                                        closest=with_moved))
+    inp.shared.dup_decoded["stage2_reads"] = rgb.reads
     return verified, stats, errors
 

@@ -94,11 +94,22 @@ CHUNK = 256
 _JOB = None  # (fn, filepaths, boxes) inherited by forked workers
 
 
-def _one(fn, path, box):
+def _one(fn, path, box, i=None):
     try:
-        return fn(read_rgb(path, box)), None
+        rgb = read_rgb(path, box)
+        return (fn(rgb) if i is None else fn(i, rgb)), None
     except Exception as e:  # noqa: BLE001
         return None, (str(e) or type(e).__name__)
+
+
+def shared_array(shape, dtype) -> np.ndarray:
+    """A zeroed array in memory shared with the processes this one forks: what
+    :func:`map_items`'s forked workers write into it, the caller reads (no pickling back)."""
+    import mmap
+
+    count = int(np.prod(shape))
+    buf = mmap.mmap(-1, max(count * np.dtype(dtype).itemsize, 1))   # MAP_SHARED | ANONYMOUS
+    return np.frombuffer(buf, dtype, count=count).reshape(shape)
 
 
 def _worker_init():
@@ -110,14 +121,18 @@ def _worker_init():
 
 
 def _chunk(indices):
-    fn, filepaths, boxes = _JOB
-    return [(i, *_one(fn, filepaths[i], boxes[i] if boxes is not None else None))
+    fn, filepaths, boxes, indexed = _JOB
+    return [(i, *_one(fn, filepaths[i], boxes[i] if boxes is not None else None,
+                      i if indexed else None))
             for i in indices]
 
 
-def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0), msg=""):
-    """Apply ``fn(rgb_array) -> value`` to each item index, in ``WORKERS`` forked processes
-    for large batches (``PROCESS_MIN_ITEMS``) and a thread pool otherwise.
+def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0), msg="",
+              indexed=False):
+    """Apply ``fn(rgb_array) -> value`` (``fn(index, rgb_array)`` when ``indexed``) to each
+    item index, in ``WORKERS`` forked processes for large batches (``PROCESS_MIN_ITEMS``) and a
+    thread pool otherwise. (Large per-item results are better written by ``fn`` into a
+    :func:`shared_array` than returned: values come back pickled.)
 
     Returns ``(values dict index->value, errors dict index->message)``; a failing read or
     ``fn`` becomes an error entry, never an exception.
@@ -141,7 +156,7 @@ def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0)
         if done % step == 0:
             report(progress, span[0] + (span[1] - span[0]) * done / n, msg)
 
-    _JOB = (fn, filepaths, boxes)
+    _JOB = (fn, filepaths, boxes, indexed)
     pool = None
     if len(indices) >= PROCESS_MIN_ITEMS:
         import cv2
@@ -170,10 +185,48 @@ def map_items(fn, indices, filepaths, boxes=None, progress=None, span=(0.0, 1.0)
     from threadpoolctl import threadpool_limits
 
     def work(i):
-        return (i, *_one(fn, filepaths[i], boxes[i] if boxes is not None else None))
+        return (i, *_one(fn, filepaths[i], boxes[i] if boxes is not None else None,
+                         i if indexed else None))
 
     # the per-image matrix products are tiny: BLAS threads inside each worker only contend
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(WORKERS) as pool:
         for item in pool.map(work, indices):
             take(*item)
     return out, errors
+
+
+#: bytes of decoded images an :class:`ImageCache` keeps
+CACHE_BYTES = 256 << 20
+
+
+class ImageCache:
+    """``cache(i)``: the RGB array of item ``i`` (:func:`read_rgb` of its file and box), the
+    least recently used dropped beyond ``max_bytes``. Shared by threads (a lock guards the
+    bookkeeping; two threads may decode one item at once, and one copy is kept).
+    ``reads``: the decodes so far."""
+
+    def __init__(self, filepaths, boxes=None, max_bytes: int = CACHE_BYTES):
+        import threading
+        from collections import OrderedDict
+
+        self.filepaths, self.boxes, self.max_bytes = filepaths, boxes, int(max_bytes)
+        self.reads = 0
+        self._held = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, i):
+        with self._lock:
+            x = self._held.get(i)
+            if x is not None:
+                self._held.move_to_end(i)
+                return x
+        x = read_rgb(self.filepaths[i], self.boxes[i] if self.boxes else None)
+        with self._lock:
+            self.reads += 1
+            if i not in self._held:
+                self._held[i] = x
+                self._bytes += x.nbytes
+            while self._bytes > self.max_bytes and len(self._held) > 1:
+                self._bytes -= self._held.popitem(last=False)[1].nbytes
+        return x
