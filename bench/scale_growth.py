@@ -164,6 +164,7 @@ def growth_table(runs: list[dict]) -> str:
         anon = (f", of it {last['peak_anon_rss_gb']:.1f} GiB anonymous (the rest: the "
                 "memory-mapped vectors' file pages, which the system drops under pressure)"
                 if "peak_anon_rss_gb" in last else "")
+        anon += "" if "memory_limit" in last else " - measured without a memory limit"
         lim = last.get("memory_limit")
         fits = (f" It ran inside a memory cgroup limited to {lim['limit_gib']:g} GiB, which "
                 f"charges the file cache of the memory-mapped vectors as well as the anonymous "
@@ -208,7 +209,16 @@ def _slower(last, prev) -> str:
     if faults is not None:
         text += (f"During the graph the process took {faults:,} major page faults (pages read "
                  "back from disk). ")
-        if faults >= 0.01 * last["n"]:
+        lim = last.get("memory_limit") or {}
+        if lim.get("limit_hits"):
+            text += (f"But the run was held at its {lim['limit_gib']:g} GiB memory limit: each "
+                     "allocation at the limit first makes the kernel reclaim file cache (the "
+                     f"limit was hit {lim['limit_hits']:,} times), which costs system time in "
+                     "every step; in mislabels, whose own memory is largest, the vectors' pages "
+                     f"were dropped and read back ({last['major_faults'].get('mislabels', 0):,} "
+                     "major faults). The same size without the limit is the time without that "
+                     "cost.\n")
+        elif faults >= 0.01 * last["n"]:
             text += ("The memory-mapped vectors were paged out and read back during it, "
                      "which slows the row gathers (by how much is not separated here).\n")
         else:
