@@ -2,7 +2,7 @@
 measured, not inferred: everything the child is charged for counts - its anonymous memory
 *and* the file cache of what it reads and writes (the memory-mapped vectors included). At the
 limit the kernel must reclaim the child's file pages (writing back dirty ones) or kill it, so a
-child that finishes within the limit, at its usual speed, fits.
+child that finishes within the limit fits; its time says what the reclaiming cost.
 
 Linux only, as root (or with a delegated cgroup): cgroup v2 (``memory.max``, ``memory.peak``)
 where the memory controller is enabled, else cgroup v1 (``memory.limit_in_bytes``,
@@ -43,8 +43,9 @@ def _v2_dir():
 @contextlib.contextmanager
 def limited(gib: float, name: str = "vc_bench"):
     """A fresh cgroup limited to ``gib`` GiB; yields ``(preexec_fn, peak)``: pass
-    ``preexec_fn`` to ``subprocess.run`` to start the child inside it, then call ``peak()``
-    for the most the cgroup was charged (bytes) and ``failcnt`` hits of the limit (v1)."""
+    ``preexec_fn`` to ``subprocess.run`` to start the child inside it, then ``peak()`` gives
+    ``dict(limit_gib, peak_gib)`` (the most the cgroup was charged) and, on cgroup v1,
+    ``limit_hits`` (how often the limit was reached)."""
     limit = int(gib * 2 ** 30)
     parent = _v2_dir()
     if parent is not None:

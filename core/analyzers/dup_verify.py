@@ -122,11 +122,9 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
     with_crops = [i for i in order if sigs[i][0].ndim == 2]
     cpos = np.full(len(order), -1, np.int64)
     cpos[pos[with_crops]] = np.arange(len(with_crops))
-    if with_crops == read:      # every image decoded here, none failed: the array as written
-        GC = crops_of           # (M', crops, T*T) float16
-    else:
-        GC = np.stack([sigs[i][0] for i in with_crops]) if with_crops else \
-            np.zeros((0, len(crops), THUMB * THUMB), np.float16)
+    # (M', crops, T*T) float16: the rows of the images decoded here (a copy only where some
+    # could not be read)
+    GC = crops_of if len(with_crops) == len(read) else crops_of[[slot[i] for i in with_crops]]
     stats = {i: s[1] for i, s in sigs.items()}
     if cached:
         pa, pb = pos[pairs[:, 0]], pos[pairs[:, 1]]

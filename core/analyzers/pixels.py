@@ -91,7 +91,7 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 PROCESS_MIN_ITEMS = 4000
 CHUNK = 256
 
-_JOB = None  # (fn, filepaths, boxes) inherited by forked workers
+_JOB = None  # (fn, filepaths, boxes, indexed) inherited by forked workers
 
 
 def _one(fn, path, box, i=None):
