@@ -375,3 +375,36 @@ def test_stage_two_decodes_each_image_about_once_in_a_local_order(tmp_path):
     for a, b in shuffled:
         cache(a), cache(b)
     assert cache.reads > 6                    # the shuffled order reads some again
+
+
+def test_a_logo_beside_a_thin_outline_glyph_is_an_overlay_a_bar_attached_to_it_is_not():
+    """An outline letter draws few pixels, so a logo or caption in a corner adds more than a
+    quarter of them: the overlay check accepts it because it stays apart from the drawing.
+    A thick bar attached to the letter (a new symbol, as an I with a bar is a T) is still
+    refused (only the few bars smaller than a quarter of the letter count as marks)."""
+    from PIL import ImageDraw
+
+    from tools.planted_sets import edit_text, edit_watermark, stamps
+    from visual_curation.core.analyzers.dup_overlay import overlay_check
+
+    src = stamps()
+    rows = [i for i, c in enumerate(src.labels) if c == "outlined/uppercase"]
+    assert len(rows) >= 20
+    rng = np.random.default_rng(5)
+    found, bars = [], []
+    for i in rows:
+        im = src.image(i).convert("RGB")
+        a = np.asarray(im)
+        for edit in (edit_watermark, edit_text):
+            b = np.asarray(edit(im, rng, 1.0)[0].convert("RGB"))
+            found.append(overlay_check(a, b, 0.6)["overlay"] is not None)
+        ys, xs = np.nonzero(a.mean(axis=2) < 128)
+        j = xs.argmax()
+        barred = im.copy()
+        w = im.width // 14
+        ImageDraw.Draw(barred).line([(int(xs[j]) - w, int(ys[j])),
+                                     (min(im.width - 2, int(xs[j]) + im.width // 4),
+                                      int(ys[j]))], fill=(0, 0, 0), width=w)
+        bars.append(overlay_check(a, np.asarray(barred), 0.6)["overlay"] is not None)
+    assert np.mean(found) >= 0.7, np.mean(found)
+    assert np.mean(bars) <= 0.15, np.mean(bars)

@@ -15,10 +15,12 @@ picture with an overlay when, for one of the two images (the original):
   ``["canvas"]`` of the pixels: something was drawn *onto* the picture, not drawn
   *differently* (a letter changed on a dreidel, a lit lamp on a traffic light);
 * the change is small next to the original's own drawing (changed pixels at most
-  ``["added"]`` of the pixels the original draws), and at least ``["kept"]`` of the original's
-  drawing lies outside the change and is drawn in the copy as well: the picture is still there
-  (a flag added to a crotchet makes a quaver, a bar added to an I makes a T: both add as much
-  as the symbol had);
+  ``["added"]`` of the pixels the original draws) or it stays apart from that drawing (at most
+  ``["touch"]`` of the changed pixels within :data:`APART` pixels of it, and at most
+  ``["apart_added"]`` of its pixels: a logo in a corner beside a thin outline glyph), and at
+  least ``["kept"]`` of the original's drawing lies outside the change and is drawn in the copy
+  as well: the picture is still there (a flag added to a crotchet makes a quaver, a bar added
+  to an I makes a T: both add as much as the symbol had, and touch it);
 * outside the change, the pair passes the ordinary stage-2 measures (residual, foreground
   residual, brightness, contrast, sharpness ratios).
 
@@ -37,7 +39,9 @@ import numpy as np
 from .dup_pixels import FINE, GRAY_CHROMA, LUMA, chroma, foreground, measures
 
 #: geometry of an overlay (see the module doc)
-LIMITS = dict(area=0.3, canvas=0.8, added=0.25, kept=0.85)
+LIMITS = dict(area=0.3, canvas=0.8, added=0.25, kept=0.85, touch=0.05, apart_added=0.5)
+#: pixels (of the FINE x FINE comparison) within which a change touches the original's drawing
+APART = 2
 #: pixels by which the change's box is widened before "outside the change" is measured
 MARGIN = 3
 _FAIL = dict(residual=np.inf, brightness=0.0, contrast=0.0, sharpness=0.0, foreground=np.inf)
@@ -143,6 +147,15 @@ def _canvas(x, sd):
     return np.abs(x - np.median(edge, axis=0)).max(axis=-1) / sd
 
 
+def touching(drawing, change) -> float:
+    """Share of the ``change`` pixels within :data:`APART` pixels of ``drawing`` (bool
+    masks of one shape)."""
+    import cv2
+
+    near = cv2.dilate(drawing.astype(np.uint8), np.ones((2 * APART + 1,) * 2, np.uint8))
+    return float((change & near.astype(bool)).sum() / max(int(change.sum()), 1))
+
+
 def overlay_check(rgb_a, rgb_b, max_residual: float) -> dict:
     """Stage-2 measures of the pair outside its change when the change is an overlay (see the
     module doc), else failing measures. ``overlay`` in the result: which image carries it
@@ -172,8 +185,12 @@ def overlay_check(rgb_a, rgb_b, max_residual: float) -> dict:
     for orig, x, drawn, other in (("a", ca, drawn_a, drawn_b), ("b", cb, drawn_b, drawn_a)):
         plain = (_canvas(x, sd)[change] < 0.25).mean() >= LIMITS["canvas"]
         n = max(int(drawn.sum()), 1)
-        if (plain and change.sum() <= LIMITS["added"] * n
-                and (drawn & other & rest).sum() >= LIMITS["kept"] * n):
+        added = change.sum() / n
+        if plain and LIMITS["added"] < added <= LIMITS["apart_added"]:
+            plain = touching(drawn & ~change, change) <= LIMITS["touch"]
+        elif added > LIMITS["added"]:
+            plain = False
+        if plain and (drawn & other & rest).sum() >= LIMITS["kept"] * n:
             carrier = "b" if orig == "a" else "a"
             break
     if carrier is None or rest.sum() < 64:
