@@ -241,6 +241,7 @@ def pixel_verify(inp, pairs, p, progress, cached=None, extra=None, pool=None):
                             & (det >= float(p["dup_register_min_detail"])))
         got = inp.shared.dup_decoded
         got["registered"] = got.get("registered", 0) + len(rest)
+        got["register_checked"] = got.get("register_checked", 0) + len(ok)
         strict = min(float(p["dup_max_residual"]), float(p["dup_register_max_residual"]))
         out = stage2([(int(pairs[rest[j], 0]), int(pairs[rest[j], 1]), W[j]) for j in ok],
                      lambda a, b, w: fine_check_warped(a, b, w), max_residual=strict)

@@ -38,8 +38,10 @@ pixels.
    the ``dup_register_k`` closest candidates (by embedding) of one of their items get an
    affine motion estimated by ECC on the thumbnails (shifts, turns up to 15 degrees,
    off-centre crops, aspect changes). Where the motion is an everyday one, the pair is judged
-   again where both images overlap: grey correlation >= ``dup_min_corr``, fine-detail
-   correlation >= ``dup_register_min_detail``, then stage 2 with the motion refined at
+   again where both images overlap: grey correlation >= ``dup_min_corr`` and fine-detail
+   correlation >= ``dup_register_min_detail``, each counted against what the motion's own
+   resampling leaves of the image (thin line art loses correlation to a 32-pixel warp
+   alone), then stage 2 with the motion refined at
    128 pixels and the warp done at 256 (so interpolation does not count as a difference),
    residual <= ``dup_register_max_residual`` (stricter than ``dup_max_residual``: six
    parameters were fitted to the pair), over the whole overlap and over the drawn part of
@@ -218,6 +220,7 @@ class DuplicatesAnalyzer(Analyzer):
             got = inp.shared.dup_decoded or {}
             summary.update(pixel_candidates=int(got.get("pixel_pairs", 0)),
                            registered=int(got.get("registered", 0)),
+                           register_checked=int(got.get("register_checked", 0)),
                            overlay_checked=int(got.get("overlay_checked", 0)),
                            overlays=int(got.get("overlays", 0)))
         for a, b in verified:
