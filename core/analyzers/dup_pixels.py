@@ -170,11 +170,18 @@ def chroma(rgb) -> float:
     return float((a.max(axis=2) - a.min(axis=2)).mean())
 
 
+#: a pair whose sharpness ratio is below the first number is also compared with both
+#: images softened by a Gaussian of this SD (FINE pixels), and keeps the better residuals
+FILTERED = (0.8, 0.7)
+
+
 def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     """Stage-2 measures at the best refined alignment (crop on one side only): the 99th
     percentile of the residual after a tone map fitted per colour channel (:func:`residual`),
     or on luminance when either image has no colour (:data:`GRAY_CHROMA`), in units of the
-    luminance SD; and the same over the drawn part (:func:`foreground_residual`)."""
+    luminance SD; and the same over the drawn part (:func:`foreground_residual`). Where one
+    image is much sharper than the other (:data:`FILTERED`), the residuals are the better
+    of the pair as it is and of both softened alike (a sharpening or blurring filter)."""
     seen = {}
 
     def aligned(side, m):            # each crop of each image resized once per pair
@@ -199,6 +206,18 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     r99, a, b, la, lb = best
     out = measures(r99, la, lb)
     out["foreground"] = foreground_residual(a, b, la, lb, gray)
+    if out["sharpness"] < FILTERED[0]:
+        # one of the two was sharpened or softened: compared again with both softened alike
+        # (shapes stay, what the filter changed at the edges evens out); the sharpness
+        # ratio itself is still the images' own
+        import cv2
+
+        a, b = (cv2.GaussianBlur(x, (0, 0), FILTERED[1]) for x in (a, b))
+        la, lb = a @ LUMA, b @ LUMA
+        soft = dict(residual=residual(a, b, la, lb, gray),
+                    foreground=foreground_residual(a, b, la, lb, gray))
+        if max(soft.values()) < max(out["residual"], out["foreground"]):
+            out.update(soft)
     return out
 
 
