@@ -206,18 +206,24 @@ def fine_check(rgb_a, rgb_b, m_a, m_b, step):
     r99, a, b, la, lb = best
     out = measures(r99, la, lb)
     out["foreground"] = foreground_residual(a, b, la, lb, gray)
-    if out["sharpness"] < FILTERED[0]:
-        # one of the two was sharpened or softened: compared again with both softened alike
-        # (shapes stay, what the filter changed at the edges evens out); the sharpness
-        # ratio itself is still the images' own
-        import cv2
+    return softened(out, a, b, gray)
 
-        a, b = (cv2.GaussianBlur(x, (0, 0), FILTERED[1]) for x in (a, b))
-        la, lb = a @ LUMA, b @ LUMA
-        soft = dict(residual=residual(a, b, la, lb, gray),
-                    foreground=foreground_residual(a, b, la, lb, gray))
-        if max(soft.values()) < max(out["residual"], out["foreground"]):
-            out.update(soft)
+
+def softened(out, a, b, gray, mask=None) -> dict:
+    """``out`` (stage-2 measures of the aligned pair ``a``, ``b``) with the better residuals
+    of the pair softened alike (:data:`FILTERED`) where the sharpness ratio says one of the two
+    was sharpened or softened: shapes stay, what the filter changed at the edges evens out.
+    The sharpness ratio itself stays the images' own."""
+    if out["sharpness"] >= FILTERED[0]:
+        return out
+    import cv2
+
+    a, b = (cv2.GaussianBlur(x, (0, 0), FILTERED[1]) for x in (a, b))
+    la, lb = a @ LUMA, b @ LUMA
+    soft = dict(residual=residual(a, b, la, lb, gray, mask=mask),
+                foreground=foreground_residual(a, b, la, lb, gray, mask=mask))
+    if max(soft.values()) < max(out["residual"], out["foreground"]):
+        out.update(soft)
     return out
 
 

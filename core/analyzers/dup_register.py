@@ -19,7 +19,7 @@ import numpy as np
 
 from . import pixels
 from .dup_pixels import (FINE, GRAY_CHROMA, LUMA, THUMB, chroma, foreground_residual, measures,
-                         residual)
+                         residual, softened)
 
 #: what a registration may do and still be an everyday edit: turn (degrees), scale (each
 #: axis), aspect change (ratio of the axis scales), shear (|cos| of the angle between the
@@ -216,4 +216,4 @@ def fine_check_warped(rgb_a, rgb_b, W) -> dict:
     gray = min(chroma(a), chroma(bw)) < GRAY_CHROMA
     out = measures(residual(a, bw, la, lb, gray, mask=m), la, lb, mask=m)
     out["foreground"] = foreground_residual(a, bw, la, lb, gray, mask=m)
-    return out
+    return softened(out, a, bw, gray, mask=m)
