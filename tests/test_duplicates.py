@@ -410,6 +410,31 @@ def test_a_logo_beside_a_thin_outline_glyph_is_an_overlay_a_bar_attached_to_it_i
     assert np.mean(bars) <= 0.15, np.mean(bars)
 
 
+def _copies_of(src, rows, edit, strengths, folder):
+    """Each picture ``rows`` of ``src`` and its copy by ``edit`` (strength drawn from
+    ``strengths``, a seeded callable), side by side; returns ``found()``: the share of copies
+    grouped with their picture, checking that no two pictures are grouped together."""
+    from bench.effnet import embed_files
+
+    paths = []
+    for j, i in enumerate(rows):
+        im = src.image(i).convert("RGB")
+        paths += [str(folder / f"orig{j}.png"), str(folder / f"copy{j}.png")]
+        im.save(paths[-2])
+        edit(im, strengths())[0].save(paths[-1])
+    inp = AnalysisInput(ids=[Path(p).stem for p in paths], vectors=embed_files(paths),
+                        filepaths=paths)
+
+    def found():
+        g = REGISTRY["duplicates"].run(inp).fields["vc_dup_group"]
+        origs = [g[2 * j] for j in range(len(rows)) if g[2 * j] is not None]
+        assert len(origs) == len(set(origs))             # distinct pictures apart
+        return np.mean([g[2 * j] is not None and g[2 * j] == g[2 * j + 1]
+                        for j in range(len(rows))])
+
+    return found
+
+
 def test_shifted_copies_of_thin_line_art_reach_the_full_size_check(tmp_path):
     """An outline letter moved by a few pixels loses grey and fine-detail correlation to the
     32-pixel warp itself (thin strokes); registration counts only what a copy lost beyond
@@ -420,25 +445,8 @@ def test_shifted_copies_of_thin_line_art_reach_the_full_size_check(tmp_path):
     src = stamps()
     rows = [i for i, c in enumerate(src.labels) if c == "outlined/uppercase"]
     rng = np.random.default_rng(3)
-    paths = []
-    for j, i in enumerate(rows):
-        im = src.image(i).convert("RGB")
-        paths.append(str(tmp_path / f"letter{j}.png"))
-        im.save(paths[-1])
-        paths.append(str(tmp_path / f"shifted{j}.png"))
-        edit_shift(im, rng, rng.uniform(0.0, 0.3))[0].save(paths[-1])
-    from bench.effnet import embed_files
-
-    inp = AnalysisInput(ids=[Path(p).stem for p in paths], vectors=embed_files(paths),
-                        filepaths=paths)
-
-    def found():
-        g = REGISTRY["duplicates"].run(inp).fields["vc_dup_group"]
-        letters = [g[2 * j] for j in range(len(rows)) if g[2 * j] is not None]
-        assert len(letters) == len(set(letters))          # distinct letters apart
-        return np.mean([g[2 * j] is not None and g[2 * j] == g[2 * j + 1]
-                        for j in range(len(rows))])
-
+    found = _copies_of(src, rows, lambda im, s: edit_shift(im, rng, s),
+                       lambda: rng.uniform(0.0, 0.3), tmp_path)
     assert found() >= 0.85    # half of them before resampling was discounted
 
 
@@ -456,24 +464,8 @@ def test_sharpened_or_softened_copies_are_compared_softened_alike(tmp_path, monk
     rng = np.random.default_rng(7)
     kind = "sneaker" if source == "fmnist" else "outlined/uppercase"
     rows = [i for i, c in enumerate(src.labels) if c.lower().startswith(kind)][:40]
-    paths = []
-    for j, i in enumerate(rows):
-        im = src.image(i).convert("RGB")
-        paths += [str(tmp_path / f"orig{j}.png"), str(tmp_path / f"copy{j}.png")]
-        im.save(paths[-2])
-        getattr(ps, edit)(im, rng, rng.uniform(0.5, 1.0))[0].save(paths[-1])
-    from bench.effnet import embed_files
-
-    inp = AnalysisInput(ids=[Path(p).stem for p in paths], vectors=embed_files(paths),
-                        filepaths=paths)
-
-    def found():
-        g = REGISTRY["duplicates"].run(inp).fields["vc_dup_group"]
-        origs = [g[2 * j] for j in range(len(rows)) if g[2 * j] is not None]
-        assert len(origs) == len(set(origs))             # distinct pictures apart
-        return np.mean([g[2 * j] is not None and g[2 * j] == g[2 * j + 1]
-                        for j in range(len(rows))])
-
+    found = _copies_of(src, rows, lambda im, s: getattr(ps, edit)(im, rng, s),
+                       lambda: rng.uniform(0.5, 1.0), tmp_path)
     on = found()
     monkeypatch.setattr(dup_pixels, "FILTERED", (0.0, dup_pixels.FILTERED[1]))
     off = found()
