@@ -11,7 +11,10 @@ Out-of-sample class probabilities for every labelled item, from two views of the
 2. **Weighted kNN vote** over the ``mislabel_k`` nearest labelled neighbours (weights = cosine),
    near-copies excluded for the same reason.
 
-``P = w * P_lr + (1 - w) * P_knn`` with ``w = mislabel_lr_weight``. The given label's
+``P = w * P_lr + (1 - w) * P_knn`` with ``w = mislabel_lr_weight``. With ``mislabel_refit``
+the classifier is cross-validated a second time, trained without the labels the first pass
+flagged (confidence >= 0.5), so wrong labels no longer pull their class towards themselves;
+every label is judged again by that second pass. The given label's
 probability is compared with chance: ``r = C * P[given]`` (1 = as likely as a random guess), and
 ``vc_mislabel = logistic((log(mislabel_ratio) - log r) / mislabel_softness)`` - 0.5 when the
 label is ``mislabel_ratio`` times as likely as chance (default 0.5). Items that do not look like
@@ -103,10 +106,11 @@ def predict_rows(w, X, rows, n_classes, out, block: int = 65536):
 
 
 def cv_probabilities(X, y, n_classes, l2, folds, groups, max_train=50000, seed=0,
-                     progress=None, span=(0.0, 1.0)):
+                     progress=None, span=(0.0, 1.0), y_train=None):
     """Out-of-fold softmax-regression probabilities ``(N, C)`` for labelled rows (y >= 0) and a
     prediction from the last fold's model for unlabelled rows; and that model (None if no fold
-    had items to test)."""
+    had items to test). ``y_train``: the labels the folds train on (default ``y``; -1 leaves a
+    row out of training, not out of the predictions)."""
     from threadpoolctl import threadpool_limits
 
     from .base import report
@@ -114,11 +118,11 @@ def cv_probabilities(X, y, n_classes, l2, folds, groups, max_train=50000, seed=0
     # skinny matrix products: multi-threaded BLAS only spins (10x slower on a busy machine)
     with threadpool_limits(1, user_api="blas"):
         return _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed,
-                                 progress, span, report)
+                                 progress, span, report, y if y_train is None else y_train)
 
 
 def _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed, progress, span,
-                      report):
+                      report, y_train):
     rng = np.random.default_rng(seed)
     n = len(y)
     ug, ginv = np.unique(groups, return_inverse=True)
@@ -128,13 +132,14 @@ def _cv_probabilities(X, y, n_classes, l2, folds, groups, max_train, seed, progr
     P = np.zeros((n, n_classes), np.float32)
     w = None
     for f in range(folds):
-        tr = np.flatnonzero(lab & (fold != f))
+        tr = np.flatnonzero((y_train >= 0) & (fold != f))
         te = np.flatnonzero(lab & (fold == f))
         if len(te) == 0:
             continue
         if len(tr) > max_train:
             tr = np.sort(rng.choice(tr, max_train, replace=False))
-        w = _fit_softmax(np.ascontiguousarray(X[tr], dtype=np.float32), y[tr], n_classes, l2, w0=w)
+        w = _fit_softmax(np.ascontiguousarray(X[tr], dtype=np.float32), y_train[tr], n_classes,
+                         l2, w0=w)
         predict_rows(w, X, te, n_classes, P)
         report(progress, span[0] + (span[1] - span[0]) * (f + 1) / folds, "cross-validated classifier")
     unl = np.flatnonzero(~lab)
@@ -176,6 +181,21 @@ def vote(ind, sim, y, n_classes, dup_sim, block: int = 65536, into=None, weights
     return P
 
 
+def refit_labels(y, conf, n_classes):
+    """The labels a second fit trains on: ``y`` without those flagged (``conf`` >= 0.5), except
+    in a class that would lose more than half of its labels (there the first fit knew too
+    little of the class to be trusted).
+
+    >>> refit_labels(np.array([0, 0, 0, 1, 1, -1]), np.array([.9, .1, .2, .8, .7, 0]), 2)
+    array([-1,  0,  0,  1,  1, -1])
+    """
+    flag = (conf >= 0.5) & (y >= 0)
+    lab = y >= 0
+    lost = np.bincount(y[flag], minlength=n_classes)
+    keep = lost <= np.bincount(y[lab], minlength=n_classes) / 2
+    return np.where(flag & keep[np.maximum(y, 0)], -1, y)
+
+
 def label_confidence(P, y, p):
     """Confidence that the given label is wrong, from the blended class probabilities."""
     C = P.shape[1]
@@ -213,6 +233,7 @@ class MislabelsAnalyzer(Analyzer):
         mislabel_dup_sim=0.95,
         mislabel_max_train=50000,
         mislabel_outlier_discount=True,
+        mislabel_refit=True,
         mislabel_seed=0,
     )
     param_help = dict(
@@ -226,6 +247,8 @@ class MislabelsAnalyzer(Analyzer):
         mislabel_dup_sim="neighbours this similar are copies: excluded from votes, same fold",
         mislabel_max_train="most items a fold trains on",
         mislabel_outlier_discount="multiply by 1 - outlier confidence",
+        mislabel_refit="fit the classifier a second time without the labels the first fit "
+                       "flagged (confidence >= 0.5), then flag again",
         mislabel_seed="fold assignment seed",
     )
 
@@ -250,32 +273,44 @@ class MislabelsAnalyzer(Analyzer):
 
         mean, comps = _knn.pca(inp.vectors, int(p["mislabel_pca_dims"]), sample=50000)
         X = Projection(inp.vectors, mean, comps)
-        P_lr, model = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
-                                int(p["mislabel_max_train"]), int(p["mislabel_seed"]),
-                                progress, (0.05, 0.75))
-        # the vote is blended into the classifier's probabilities block by block, and only
-        # the suggestion is kept of them: no second N x C array, and the class support below
-        # runs without any (at ten million items and 20 classes, 0.8 GB each)
-        P = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]), into=P_lr,
-                              weights=blend_weights(p))
-        conf = label_confidence(P, y, p)
-        sugg = P.argmax(axis=1)
-        del P, P_lr, groups
-        state = dict(classes=names, l2=l2, pca_mean=encode_array(mean), pca_comps=encode_array(comps),
-                     model=encode_array(model) if model is not None else None)
+        discount, support = 1.0, None
         if p["mislabel_outlier_discount"]:
             from .outliers import outlier_scores, support_state
 
             oc, _, sup = outlier_scores(inp, y, C, inp.settings("outliers"), progress,
-                                        (0.75, 0.98))
-            conf = conf * (1.0 - np.nan_to_num(oc, nan=0.0))
-            state["support"] = support_state(sup, names)
+                                        (0.0, 0.05))
+            discount = 1.0 - np.nan_to_num(oc, nan=0.0)
+            support = support_state(sup, names)
+            del oc, sup
+        y_train, refit = y, bool(p["mislabel_refit"])
+        for span in ((0.05, 0.5), (0.5, 0.95)) if refit else ((0.05, 0.95),):
+            P_lr, model = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
+                                           int(p["mislabel_max_train"]),
+                                           int(p["mislabel_seed"]), progress, span,
+                                           y_train=y_train)
+            # the vote is blended into the classifier's probabilities block by block, and only
+            # the suggestion is kept of them: no second N x C array, and the class support
+            # runs without any (at ten million items and 20 classes, 0.8 GB each)
+            P = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]), into=P_lr,
+                                  weights=blend_weights(p))
+            conf = label_confidence(P, y, p) * discount
+            sugg = P.argmax(axis=1)
+            del P, P_lr
+            if refit and y_train is y:   # the second fit learns without the flagged labels
+                y_train = refit_labels(y, conf, C)
+                left_out = int((y_train < 0).sum() - (y < 0).sum())
+        del groups
+        state = dict(classes=names, l2=l2, pca_mean=encode_array(mean), pca_comps=encode_array(comps),
+                     model=encode_array(model) if model is not None else None)
+        if support is not None:
+            state["support"] = support
         lab = y >= 0
         report(progress, 1.0, "mislabels done")
         vals = np.where(lab, conf, np.nan)
         acc = float((sugg[lab] == y[lab]).mean()) if lab.any() else None
         summary = dict(params=dict(p, mislabel_l2=l2), n=n, classes=C, labelled=n_lab,
-                       flagged=int(np.nansum(conf[lab] >= 0.5)), agreement=acc, state=state)
+                       flagged=int(np.nansum(conf[lab] >= 0.5)), agreement=acc, state=state,
+                       refit_left_out=left_out if refit else None)
         return AnalysisResult(fields=dict(vc_mislabel=vals,
                                           vc_suggested_label=[names[j] for j in sugg]),
                               summary=jsonable(summary))
