@@ -300,11 +300,9 @@ EDITS: dict[str, Callable] = {
 BASIC_EDITS = ("exact", "jpeg", "resize", "crop", "bright", "webp")
 
 
-def apply_edit(im: Image.Image, kind: str, rng, strength: float,
-               chain_out: list | None = None) -> tuple[Image.Image, str]:
+def apply_edit(im: Image.Image, kind: str, rng, strength: float) -> tuple[Image.Image, str]:
     """One edit (``combo``: two or three different edits in a row, at a little less strength
-    each, the last one deciding the file format; their kinds are appended to ``chain_out``
-    when given)."""
+    each, the last one deciding the file format)."""
     if kind != "combo":
         return EDITS[kind](im, rng, strength)
     chain = rng.choice([k for k in EDITS if k != "exact"], size=int(rng.integers(2, 4)),
@@ -313,8 +311,6 @@ def apply_edit(im: Image.Image, kind: str, rng, strength: float,
     for k in chain:
         im, f = EDITS[str(k)](im, rng, strength * 0.75)
         fmt = f if f != "png" else fmt
-    if chain_out is not None:
-        chain_out.extend(str(k) for k in chain)
     return im, fmt
 
 
@@ -411,12 +407,9 @@ def build_set(out, *, source: str = "fmnist", n: int = 1000, seed: int = 0,
         name0, im = clean[k]
         kind = str(order[t % len(order)])
         s = float(rng.uniform(lo, hi))
-        chain = []
-        im2, fmt = apply_edit(im, kind, rng, s, chain)
+        im2, fmt = apply_edit(im, kind, rng, s)
         name = _save(im2, data, f"dup{t:05d}", fmt)
         truth[name] = dict(truth[name0], dup_of=name0, dup_kind=kind, edit_strength=round(s, 3))
-        if chain:
-            truth[name]["edit_chain"] = chain
 
     dkinds = list(defect_kinds)
     for t, k in enumerate(rng.choice(n_clean, size=int(defects * n_clean), replace=False)):

@@ -186,11 +186,10 @@ def overlay_check(rgb_a, rgb_b, max_residual: float) -> dict:
         plain = (_canvas(x, sd)[change] < 0.25).mean() >= LIMITS["canvas"]
         n = max(int(drawn.sum()), 1)
         added = change.sum() / n
-        if plain and LIMITS["added"] < added <= LIMITS["apart_added"]:
-            plain = touching(drawn & ~change, change) <= LIMITS["touch"]
-        elif added > LIMITS["added"]:
-            plain = False
-        if plain and (drawn & other & rest).sum() >= LIMITS["kept"] * n:
+        small = added <= LIMITS["added"] or (
+            added <= LIMITS["apart_added"]
+            and touching(drawn & ~change, change) <= LIMITS["touch"])
+        if plain and small and (drawn & other & rest).sum() >= LIMITS["kept"] * n:
             carrier = "b" if orig == "a" else "a"
             break
     if carrier is None or rest.sum() < 64:

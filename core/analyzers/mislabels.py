@@ -282,8 +282,9 @@ class MislabelsAnalyzer(Analyzer):
             discount = 1.0 - np.nan_to_num(oc, nan=0.0)
             support = support_state(sup, names)
             del oc, sup
-        y_train, refit = y, bool(p["mislabel_refit"])
-        for span in ((0.05, 0.5), (0.5, 0.95)) if refit else ((0.05, 0.95),):
+
+        def judged(y_train, span):
+            """Confidence, suggestion and last-fold model of a fit trained on ``y_train``."""
             P_lr, model = cv_probabilities(X, y, C, l2, int(p["mislabel_folds"]), groups,
                                            int(p["mislabel_max_train"]),
                                            int(p["mislabel_seed"]), progress, span,
@@ -293,12 +294,15 @@ class MislabelsAnalyzer(Analyzer):
             # runs without any (at ten million items and 20 classes, 0.8 GB each)
             P = knn_probabilities(inp, y, C, k, float(p["mislabel_dup_sim"]), into=P_lr,
                                   weights=blend_weights(p))
-            conf = label_confidence(P, y, p) * discount
-            sugg = P.argmax(axis=1)
-            del P, P_lr
-            if refit and y_train is y:   # the second fit learns without the flagged labels
-                y_train = refit_labels(y, conf, C)
-                left_out = int((y_train < 0).sum() - (y < 0).sum())
+            return label_confidence(P, y, p) * discount, P.argmax(axis=1), model
+
+        refit = bool(p["mislabel_refit"])
+        conf, sugg, model = judged(y, (0.05, 0.5 if refit else 0.95))
+        left_out = None
+        if refit:                        # the second fit learns without the flagged labels
+            y_train = refit_labels(y, conf, C)
+            left_out = int((y_train < 0).sum() - (y < 0).sum())
+            conf, sugg, model = judged(y_train, (0.5, 0.95))
         del groups
         state = dict(classes=names, l2=l2, pca_mean=encode_array(mean), pca_comps=encode_array(comps),
                      model=encode_array(model) if model is not None else None)
@@ -310,7 +314,7 @@ class MislabelsAnalyzer(Analyzer):
         acc = float((sugg[lab] == y[lab]).mean()) if lab.any() else None
         summary = dict(params=dict(p, mislabel_l2=l2), n=n, classes=C, labelled=n_lab,
                        flagged=int(np.nansum(conf[lab] >= 0.5)), agreement=acc, state=state,
-                       refit_left_out=left_out if refit else None)
+                       refit_left_out=left_out)
         return AnalysisResult(fields=dict(vc_mislabel=vals,
                                           vc_suggested_label=[names[j] for j in sugg]),
                               summary=jsonable(summary))
